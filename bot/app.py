@@ -1,0 +1,333 @@
+"""The composition root: the one place that wires concrete classes together.
+
+Plugins are named by module (`bot.plugins` in the settings, the built-in list by
+default) and imported here by name, so the framework's code never imports a feature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from bot.commanding import Dispatcher
+from bot.core.associations import Association, Directory
+from bot.core.clock import Clock, SystemClock
+from bot.core.commands import CommandSpec
+from bot.core.events import InboundEvent
+from bot.core.i18n import Translator
+from bot.core.messages import OutgoingMessage
+from bot.core.platform import Adapter
+from bot.core.refs import RoomRef, UserRef
+from bot.delivery import Delivery
+from bot.plugin import Plugin, PluginContext, PluginScheduler
+from bot.scheduling import MissedJob, Scheduler, Waker
+from bot.settings import RootSettings, load_settings
+from bot.storage.core_schema import core_migrations
+from bot.storage.database import Database
+from bot.storage.state import AdapterState
+
+log = logging.getLogger(__name__)
+
+BUILTIN_PLUGINS: Final = ("plugins.help",)
+_LOCALES = Path(__file__).parent / "locales"
+
+
+def plugin_modules(settings_plugins: Sequence[str] | None) -> tuple[str, ...]:
+    return tuple(settings_plugins) if settings_plugins is not None else BUILTIN_PLUGINS
+
+
+def import_plugin(module_name: str) -> type[Plugin]:
+    module = importlib.import_module(module_name)
+    cls = getattr(module, "PLUGIN", None)
+    if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+        raise ImportError(f"{module_name} has no PLUGIN (a Plugin subclass)")
+    return cls
+
+
+def plugin_settings_fields(classes: Iterable[type[Plugin]]) -> dict[str, tuple[Any, Any]]:
+    return {
+        cls.settings_key: (cls.settings_type, cls.settings_default)
+        for cls in classes
+        if cls.settings_key is not None
+    }
+
+
+def read_settings(path: Path) -> tuple[RootSettings, list[type[Plugin]]]:
+    """Load the settings with every plugin's section, and the plugin classes to run."""
+    names: Sequence[str] | None = None
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+        listed = raw.get("bot", {}).get("plugins")
+        names = listed if isinstance(listed, list) else None
+    except (OSError, tomllib.TOMLDecodeError):
+        pass  # load_settings reports it with the path
+    classes = [import_plugin(name) for name in plugin_modules(names)]
+    settings = load_settings(path, plugin_settings_fields(classes))
+    return settings, classes
+
+
+def build_directory(settings: RootSettings) -> Directory:
+    return Directory(
+        (Association(a.id, a.name, tuple(a.rooms), a.language) for a in settings.associations),
+        settings.bot.language,
+    )
+
+
+class _Host:
+    """The framework as one adapter sees it."""
+
+    def __init__(self, app: App, adapter: Adapter) -> None:
+        self._app = app
+        self._adapter = adapter
+
+    async def handle(self, event: InboundEvent) -> None:
+        await self._app.dispatcher.handle(event, self._adapter.command_prefix)
+
+    def commands(self) -> Sequence[CommandSpec]:
+        return self._app.dispatcher.registry.specs()
+
+    def rooms(self, platform: str) -> Sequence[RoomRef]:
+        return [r for r in self._app.settings.all_rooms() if r.platform == platform]
+
+    def t(self, key: str, language: str | None = None, /, **params: object) -> str:
+        return self._app.translator.t(key, language, **params)
+
+
+class App:
+    def __init__(
+        self,
+        settings: RootSettings,
+        plugin_classes: Sequence[type[Plugin]],
+        *,
+        adapters: Mapping[str, Adapter] | None = None,
+        clock: Clock | None = None,
+        waker: Waker | None = None,
+        delivery_backoff: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self._plugin_classes = list(plugin_classes)
+        self._given_adapters = adapters
+        self.clock: Clock = clock or SystemClock()
+        self._waker = waker
+        self._delivery_backoff = delivery_backoff
+        self.translator = Translator(settings.bot.language)
+        self.directory = build_directory(settings)
+        self.adapters: dict[str, Adapter] = {}
+        self.plugins: list[Plugin] = []
+        self._db: Database | None = None
+        self._stop = asyncio.Event()
+
+    # -- wiring ------------------------------------------------------------------------
+
+    def _make_adapters(self) -> dict[str, Adapter]:
+        if self._given_adapters is not None:
+            return dict(self._given_adapters)
+        adapters: dict[str, Adapter] = {}
+        if self.settings.console.enabled:
+            from bot.adapters.console import ConsoleAdapter
+
+            adapters["console"] = ConsoleAdapter(self.settings.bot.name)
+        for platform in ("matrix", "discord"):
+            if getattr(self.settings, platform) is not None:
+                adapters[platform] = self._platform_adapter(platform)
+        return adapters
+
+    def _platform_adapter(self, platform: str) -> Adapter:
+        # Imported by name so that a deployment without a platform never loads its library.
+        module = importlib.import_module(f"bot.adapters.{platform}")
+        factory = module.create_adapter
+        assert self._db is not None
+        adapter: Adapter = factory(self.settings, AdapterState(self._db, platform), self.clock)
+        return adapter
+
+    @property
+    def db(self) -> Database:
+        assert self._db is not None, "start() first"
+        return self._db
+
+    async def is_organiser(self, user: UserRef, room: RoomRef) -> bool:
+        if user in self.settings.bot.organisers:
+            return True
+        adapter = self.adapters.get(room.platform)
+        if adapter is None or adapter.platform != user.platform:
+            return False
+        try:
+            return await adapter.is_organiser(user, room)
+        except Exception:
+            log.exception("could not check whether %s organises %s", user, room)
+            return False
+
+    async def start(self) -> None:
+        self.translator.load_dir(_LOCALES)
+        self._db = await Database.open(self.settings.bot.database)
+        await core_migrations.upgrade(self._db)
+        self.adapters = self._make_adapters()
+        self.delivery = Delivery(
+            self._db, self.clock, self.adapters, backoff_base=self._delivery_backoff
+        )
+        self.scheduler = Scheduler(
+            self._db,
+            self.clock,
+            timezone=self.settings.bot.tz,
+            grace=self.settings.bot.late_grace,
+            on_missed=self._report_missed,
+            waker=self._waker,
+        )
+        self.dispatcher = Dispatcher(
+            translator=self.translator,
+            delivery=self.delivery,
+            associations=self.directory,
+            timezone=self.settings.bot.tz,
+            is_organiser=self.is_organiser,
+        )
+        for cls in self._plugin_classes:
+            await self._load(cls)
+        for platform, adapter in self.adapters.items():
+            log.info("starting the %s adapter", platform)
+            await adapter.start(_Host(self, adapter))
+        await self.delivery.start()
+        await self.scheduler.start()
+        for plugin in self.plugins:
+            try:
+                await plugin.on_ready()
+            except Exception:
+                log.exception("plugin %s failed when ready", plugin.name)
+        log.info(
+            "ready: adapters %s, plugins %s",
+            ", ".join(self.adapters) or "none",
+            ", ".join(p.name for p in self.plugins),
+        )
+
+    async def _load(self, cls: type[Plugin]) -> None:
+        assert self._db is not None
+        if cls.migrations is not None:
+            await cls.migrations.upgrade(self._db)
+        if cls.locales:
+            self.translator.load_dir(Path(cls.locales))
+        ctx = PluginContext(
+            name=cls.name,
+            settings=self.settings.plugin_section(cls.settings_key) if cls.settings_key else None,
+            db=self._db,
+            delivery=self.delivery,
+            scheduler=PluginScheduler(self.scheduler, cls.name),
+            clock=self.clock,
+            translator=self.translator,
+            associations=self.directory,
+            timezone_name=self.settings.bot.timezone,
+            organiser_rooms=tuple(self.settings.bot.organiser_rooms),
+            is_organiser=self.is_organiser,
+            health=self.health,
+            commands=self.dispatcher.registry.specs,
+            log=logging.getLogger(f"plugins.{cls.name}"),
+        )
+        plugin = cls(ctx)
+        await plugin.on_start()
+        # Register everything, or nothing: a clash leaves no half-loaded plugin behind.
+        jobs = plugin.job_handlers()
+        try:
+            self.dispatcher.add(cls.name, plugin.command_handlers(), plugin.event_handlers())
+            for name, fn in jobs:
+                self.scheduler.register(cls.name, name, fn)
+        except Exception:
+            self.dispatcher.remove(cls.name)
+            self.scheduler.unregister(cls.name)
+            await plugin.on_stop()
+            raise
+        self.plugins.append(plugin)
+        log.debug("loaded plugin %s", cls.name)
+
+    async def _unload(self, plugin: Plugin) -> None:
+        try:
+            await plugin.on_stop()
+        except Exception:
+            log.exception("plugin %s failed to stop cleanly", plugin.name)
+        finally:
+            self.dispatcher.remove(plugin.name)
+            self.scheduler.unregister(plugin.name)
+
+    def health(self) -> dict[str, dict[str, str]]:
+        return {name: adapter.health() for name, adapter in self.adapters.items()}
+
+    async def _report_missed(self, job: MissedJob) -> None:
+        """Tell organisers once about work that fell due too long ago to post now."""
+        rooms = self.settings.bot.organiser_rooms
+        if not rooms:
+            log.error(
+                "missed while down: %s (due %s); set bot.organiser_rooms to be told in chat",
+                job.key,
+                job.due_at.isoformat(),
+            )
+            return
+        for room in rooms:
+            lang = self.directory.language_for(room)
+            text = self.translator.t(
+                "schedule.missed",
+                lang,
+                job=self.translator.t(f"jobs.{job.owner}.{job.handler}", lang),
+                when=self.translator.datetime(job.due_at.astimezone(self.settings.bot.tz), lang),
+                key=job.key,
+            )
+            await self.delivery.send(f"missed:{job.key}:{room}", room, OutgoingMessage(text=text))
+
+    # -- running -----------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, *, drain_timeout: float = 30.0) -> None:
+        """Start, run until every adapter's input ends or a stop is asked, then stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Not possible outside the main thread (tests) or on some platforms.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            inputs = [
+                asyncio.create_task(a.run(), name=f"adapter:{n}") for n, a in self.adapters.items()
+            ]
+            stop_wait = asyncio.create_task(self._stop.wait())
+            pending: set[asyncio.Task[Any]] = set(inputs)
+            while pending and not self._stop.is_set():
+                done, pending = await asyncio.wait(
+                    pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    if task is not stop_wait and task.exception() is not None:
+                        log.error(
+                            "adapter %s stopped with an error",
+                            task.get_name(),
+                            exc_info=task.exception(),
+                        )
+                pending.discard(stop_wait)
+            stop_wait.cancel()
+            # Finish what is in flight before leaving.
+            if not await self.delivery.wait_idle(drain_timeout):
+                log.warning("stopping with deliveries still pending; they resume on next start")
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        for adapter in self.adapters.values():
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("adapter %s failed to stop cleanly", adapter.platform)
+        for plugin in reversed(self.plugins):
+            await self._unload(plugin)
+        self.plugins.clear()
+        if hasattr(self, "delivery"):
+            await self.delivery.stop()
+        if hasattr(self, "scheduler"):
+            self.scheduler.shutdown()
+        if self._db is not None:
+            await self._db.close()
+            self._db = None

@@ -1,0 +1,153 @@
+"""`samverkan run | check-config` (also `python -m bot ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import BaseModel, SecretStr
+
+from bot.app import App, read_settings
+from bot.settings import ConfigError, RootSettings, config_path
+from bot.storage.migrations import SchemaTooNewError
+
+log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 2
+
+
+def _secrets(settings: RootSettings) -> list[str]:
+    found: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(settings)
+    return found
+
+
+def _print_errors(err: ConfigError) -> None:
+    print(f"configuration {err.source} is not valid:", file=sys.stderr)
+    for key, reason in err.problems:
+        print(f"  {key}: {reason}", file=sys.stderr)
+
+
+def summary(settings: RootSettings) -> str:
+    lines = []
+    adapters = [
+        name
+        for name, on in (
+            ("console", settings.console.enabled),
+            ("matrix", settings.matrix is not None),
+            ("discord", settings.discord is not None),
+        )
+        if on
+    ]
+    bot = settings.bot
+    lines.append(f"adapters: {', '.join(adapters) or 'none'}")
+    lines.append(f"language: {bot.language}; timezone: {bot.timezone}; database: {bot.database}")
+    lines.append(f"organisers: {', '.join(map(str, bot.organisers)) or 'none'}")
+    if settings.matrix is not None:
+        m = settings.matrix
+        auth = "password" if m.password is not None else "access token"
+        lines.append(f"matrix: {m.user_id} on {m.homeserver} ({auth}); store {m.store_path}")
+    if settings.discord is not None:
+        d = settings.discord
+        guilds = ", ".join(map(str, d.guild_ids)) or "global commands"
+        lines.append(f"discord: guilds {guilds}; organiser roles {len(d.organiser_roles)}")
+    lines.append(f"associations: {len(settings.associations)}")
+    for assoc in settings.associations:
+        rooms = ", ".join(map(str, assoc.rooms)) or "no rooms"
+        lines.append(f"  {assoc.id} ({assoc.name}): {rooms}")
+    extra = settings.model_dump(mode="json", exclude=set(RootSettings.model_fields))
+    for key, value in extra.items():
+        lines.append(f"{key}: {_describe(value)}")
+    return "\n".join(lines)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, list):
+        return f"{len(value)} entr{'y' if len(value) == 1 else 'ies'}" + "".join(
+            f"\n  {_describe(v)}" for v in value
+        )
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{k} {_describe(v)}" for k, v in value.items() if not isinstance(v, list) or v
+        )
+    return str(value)
+
+
+def _load(path_arg: str | None) -> tuple[RootSettings, list[type]] | None:
+    path = config_path(path_arg)
+    try:
+        settings, classes = read_settings(path)
+    except ConfigError as err:
+        _print_errors(err)
+        return None
+    return settings, classes
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
+    settings, _ = loaded
+    print(f"configuration {config_path(args.config)} is valid")
+    print(summary(settings))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
+    settings, classes = loaded
+    from bot.logs import setup_logging
+
+    setup_logging(args.log_format, args.log_level, _secrets(settings))
+    app = App(settings, classes)
+    try:
+        asyncio.run(app.run())
+    except SchemaTooNewError as err:
+        log.error("%s", err)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="samverkan", description="Samverkan chat bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the bot")
+    check = sub.add_parser("check-config", help="validate the configuration and summarise it")
+    for p in (run, check):
+        p.add_argument(
+            "--config",
+            help="configuration file (default: $SAMVERKAN_CONFIG or config/samverkan.toml)",
+        )
+    run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument("--log-level", default="INFO")
+    run.set_defaults(func=cmd_run)
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The platform-neutral model. Nothing in this package performs I/O."""

@@ -1,0 +1,32 @@
+"""Errors that cross the adapter boundary, in platform-neutral form.
+
+Adapters convert their library's error values into these, in one place each, so that
+delivery and the framework decide about retries without knowing any platform.
+"""
+
+from __future__ import annotations
+
+
+class SendError(Exception):
+    """A post could not be made."""
+
+
+class TransientSendError(SendError):
+    """Worth retrying: network trouble, a 5xx, a rate limit."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(SendError):
+    """Retrying will not help: unknown room, missing permission, rejected content."""
+
+
+class UserError(Exception):
+    """Something a user did wrong; carries an i18n key and arguments for the reply."""
+
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params

@@ -1,0 +1,94 @@
+"""Inbound events: what adapters hand to the framework, in platform-neutral form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.core.messages import Attachment
+from bot.core.refs import MessageRef, RoomRef, UserRef
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    user: UserRef
+    display_name: str
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundEvent:
+    """Base of every inbound event. `event_id` is unique per platform, used to drop repeats."""
+
+    event_id: str
+    room: RoomRef
+    sender: Sender
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageReceived(InboundEvent):
+    ref: MessageRef
+    text: str
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    reply_to: MessageRef | None = None
+    thread: MessageRef | None = None
+    is_notice: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageEdited(InboundEvent):
+    ref: MessageRef
+    text: str
+    html: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageDeleted(InboundEvent):
+    ref: MessageRef
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReactionAdded(InboundEvent):
+    ref: MessageRef
+    target: MessageRef
+    key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReactionRemoved(InboundEvent):
+    target: MessageRef
+    key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollVoteReceived(InboundEvent):
+    """A native vote: `poll` is the poll's message, `answers` the chosen answer ids
+    (empty: the vote was withdrawn)."""
+
+    poll: MessageRef
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ButtonPressed(InboundEvent):
+    """A click on a button the bot posted; `custom_id` is what the bot put on it."""
+
+    message: MessageRef
+    custom_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandInvoked(InboundEvent):
+    """A command the adapter already parsed (Discord's slash commands).
+
+    `path` names the command (("poll", "new")), `args` holds the raw option values by
+    parameter name; the framework converts them with the same code as text commands.
+    `origin` is what replies answer (for an interaction, the adapter's own reference).
+    """
+
+    path: tuple[str, ...]
+    args: dict[str, Any] = field(default_factory=dict)
+    origin: MessageRef | None = None

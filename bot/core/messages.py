@@ -1,0 +1,144 @@
+"""The outgoing message model, and its JSON form for the persisted outbox."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.core.refs import MessageRef, RoomRef, UserRef
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file to post. `data` is the content; `url` a place to fetch it from instead."""
+
+    filename: str
+    content_type: str = "application/octet-stream"
+    data: bytes | None = None
+    url: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Who a relayed message is from: shown as the sender where the platform allows."""
+
+    name: str
+    association: str | None = None
+    avatar_url: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.association})" if self.association else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A post in platform-neutral form.
+
+    `text` carries light formatting (Markdown-like: **bold**, *italic*, `code`, links);
+    `html`, when given, is an already sanitised rendering for platforms that take HTML.
+    """
+
+    text: str
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    reply_to: MessageRef | None = None
+    attribution: Attribution | None = None
+    mentions: tuple[UserRef, ...] = ()
+    notice: bool = True
+    ephemeral: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "text": self.text,
+                "html": self.html,
+                "attachments": [
+                    {
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        "data": base64.b64encode(a.data).decode() if a.data is not None else None,
+                        "url": a.url,
+                        "size": a.size,
+                    }
+                    for a in self.attachments
+                ],
+                "reply_to": str(self.reply_to) if self.reply_to else None,
+                "attribution": (
+                    {
+                        "name": self.attribution.name,
+                        "association": self.attribution.association,
+                        "avatar_url": self.attribution.avatar_url,
+                    }
+                    if self.attribution
+                    else None
+                ),
+                "mentions": [str(m) for m in self.mentions],
+                "notice": self.notice,
+                "ephemeral": self.ephemeral,
+                "extra": self.extra,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> OutgoingMessage:
+        d = json.loads(raw)
+        attribution = d.get("attribution")
+        return cls(
+            text=d["text"],
+            html=d.get("html"),
+            attachments=tuple(
+                Attachment(
+                    filename=a["filename"],
+                    content_type=a["content_type"],
+                    data=base64.b64decode(a["data"]) if a.get("data") is not None else None,
+                    url=a.get("url"),
+                    size=a.get("size"),
+                )
+                for a in d.get("attachments", [])
+            ),
+            reply_to=MessageRef.parse(d["reply_to"]) if d.get("reply_to") else None,
+            attribution=Attribution(**attribution) if attribution else None,
+            mentions=tuple(UserRef.parse(m) for m in d.get("mentions", [])),
+            notice=d.get("notice", True),
+            ephemeral=d.get("ephemeral", False),
+            extra=d.get("extra") or {},
+        )
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split text into parts of at most `limit` characters, preferring paragraph, then
+    line, then sentence, then word boundaries, so that each part reads on its own."""
+    if limit <= 0:
+        raise ValueError("limit must be positive")
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for sep in ("\n\n", "\n", ". ", "! ", "? ", " "):
+            pos = window.rfind(sep)
+            if pos > limit // 4:
+                cut = pos + len(sep)
+                break
+        if cut <= 0:
+            cut = limit
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip("\n ")
+    if rest or not parts:
+        parts.append(rest)
+    return parts
+
+
+__all__ = [
+    "Attachment",
+    "Attribution",
+    "OutgoingMessage",
+    "RoomRef",
+    "split_text",
+]

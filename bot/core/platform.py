@@ -1,0 +1,73 @@
+"""What the framework expects of a platform adapter, and what it offers one.
+
+An adapter translates at the boundary, in one place, both ways: platform objects become
+the core events and refs; core messages become platform calls; library error values
+become `TransientSendError` / `PermanentSendError`. It persists its own inbound position
+only after `AdapterHost.handle` has returned for the events before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from bot.core.commands import CommandSpec
+from bot.core.events import InboundEvent
+from bot.core.messages import OutgoingMessage
+from bot.core.refs import MessageRef, RoomRef, UserRef
+
+
+class AdapterHost(Protocol):
+    """The framework as an adapter sees it."""
+
+    async def handle(self, event: InboundEvent) -> None:
+        """Handle one inbound event completely (commands, plugin handlers) and return."""
+        ...
+
+    def commands(self) -> Sequence[CommandSpec]:
+        """Every registered command, for platforms that present them natively."""
+        ...
+
+    def rooms(self, platform: str) -> Sequence[RoomRef]:
+        """The rooms of this platform named anywhere in the configuration."""
+        ...
+
+    def t(self, key: str, language: str | None = None, /, **params: object) -> str:
+        """Translate; adapters use it for the few texts they write themselves."""
+        ...
+
+
+class Adapter(Protocol):
+    platform: str
+    command_prefix: str | None  # None: the platform has native commands only
+    message_limit: int  # characters a single post may hold
+
+    async def start(self, host: AdapterHost) -> None:
+        """Connect and log in; return once ready to send."""
+        ...
+
+    async def run(self) -> None:
+        """Receive until stopped or, for the console, until the end of input."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, room: RoomRef, message: OutgoingMessage, token: str) -> MessageRef:
+        """Post `message`; `token` is stable across retries (transaction id, nonce)."""
+        ...
+
+    async def edit(self, target: MessageRef, message: OutgoingMessage, token: str) -> None: ...
+
+    async def delete(self, target: MessageRef, token: str) -> None: ...
+
+    async def react(self, target: MessageRef, key: str, token: str) -> MessageRef | None: ...
+
+    async def is_organiser(self, user: UserRef, room: RoomRef) -> bool:
+        """Whether the platform itself makes `user` an organiser in `room` (a Discord
+        role, a Matrix power level). The configured organiser list is checked by the
+        framework."""
+        ...
+
+    def health(self) -> dict[str, str]:
+        """A few words on the connection, for status commands."""
+        ...

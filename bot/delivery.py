@@ -1,0 +1,362 @@
+"""The one path every automated post takes.
+
+A post is submitted with a *delivery key* that names it uniquely (say
+`reminder:<event>:<occurrence>:<offset>:<room>`). The key is recorded in the outbox before
+anything is sent and the platform's message id after; a key already recorded is never
+sent again. Sends run per *lane* (by default the target room; the bridge uses source and
+target) in submission order: a lane whose platform is down waits and retries with
+backoff, while other lanes go on. The adapter receives a token derived from the key (the
+Matrix transaction id, the Discord nonce), the same on every retry, so a retry after a
+crash between sending and recording is recognised by the platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from bot.core.clock import Clock
+from bot.core.errors import PermanentSendError, TransientSendError
+from bot.core.messages import OutgoingMessage
+from bot.core.platform import Adapter
+from bot.core.refs import MessageRef, RoomRef
+from bot.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+PENDING: Final = "pending"
+SENT: Final = "sent"
+FAILED: Final = "failed"
+
+# An unexpected exception from an adapter is our bug or theirs: retried a few times in
+# case it was passing, then given up with the traceback in the log.
+_MAX_UNEXPECTED: Final = 5
+
+
+def token_for(key: str) -> str:
+    """The idempotency token of a delivery key: 24 hex characters (a Discord nonce
+    holds 25), the same on every attempt."""
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What an edit, deletion or reaction acts on: a platform message, or the message
+    that another delivery key posted (resolved when that one has been sent)."""
+
+    ref: MessageRef | None = None
+    key: str | None = None
+
+    def encode(self) -> str:
+        if self.ref is not None:
+            return f"ref:{self.ref}"
+        if self.key is not None:
+            return f"key:{self.key}"
+        raise ValueError("empty target")
+
+    @classmethod
+    def decode(cls, raw: str) -> Target:
+        kind, _, value = raw.partition(":")
+        return cls(ref=MessageRef.parse(value)) if kind == "ref" else cls(key=value)
+
+
+@dataclass(frozen=True, slots=True)
+class LaneHealth:
+    lane: str
+    backlog: int
+    last_error: str | None
+
+
+class Delivery:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        adapters: Mapping[str, Adapter],
+        *,
+        backoff_base: float = 1.0,
+        backoff_max: float = 300.0,
+        give_up_after: timedelta = timedelta(days=1),
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._adapters = adapters
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._give_up_after = give_up_after
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._wakers: dict[str, asyncio.Event] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = False
+
+    # -- submitting ------------------------------------------------------------------
+
+    async def send(
+        self, key: str, room: RoomRef, message: OutgoingMessage, *, lane: str | None = None
+    ) -> bool:
+        """Queue a post. Returns False if the key was already known (nothing queued)."""
+        return await self._submit(key, "send", room, None, message.to_json(), lane)
+
+    async def edit(
+        self,
+        key: str,
+        target: Target,
+        room: RoomRef,
+        message: OutgoingMessage,
+        *,
+        lane: str | None = None,
+    ) -> bool:
+        return await self._submit(key, "edit", room, target, message.to_json(), lane)
+
+    async def delete(
+        self, key: str, target: Target, room: RoomRef, *, lane: str | None = None
+    ) -> bool:
+        return await self._submit(key, "delete", room, target, None, lane)
+
+    async def react(
+        self, key: str, target: Target, room: RoomRef, emoji: str, *, lane: str | None = None
+    ) -> bool:
+        return await self._submit(key, "react", room, target, emoji, lane)
+
+    async def _submit(
+        self,
+        key: str,
+        action: str,
+        room: RoomRef,
+        target: Target | None,
+        payload: str | None,
+        lane: str | None,
+    ) -> bool:
+        lane = lane or str(room)
+        now = self._clock.now().timestamp()
+        rowid = await self._db.insert(
+            "INSERT INTO outbox (key, lane, action, room, target, payload, status, attempts,"
+            " next_attempt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+            " ON CONFLICT (key) DO NOTHING",
+            (
+                key,
+                lane,
+                action,
+                str(room),
+                target.encode() if target else None,
+                payload,
+                PENDING,
+                now,
+                now,
+            ),
+        )
+        if rowid is None:
+            log.debug("delivery %s already known; not queued again", key)
+            return False
+        self._wake(lane)
+        return True
+
+    # -- looking up ------------------------------------------------------------------
+
+    async def status(self, key: str) -> str | None:
+        value = await self._db.fetchval("SELECT status FROM outbox WHERE key = ?", (key,))
+        return str(value) if value is not None else None
+
+    async def message_ref(self, key: str) -> MessageRef | None:
+        row = await self._db.fetchone(
+            "SELECT room, message_id FROM outbox WHERE key = ? AND status = ?", (key, SENT)
+        )
+        if row is None or row[1] is None:
+            return None
+        return MessageRef(RoomRef.parse(row[0]), str(row[1]))
+
+    async def key_for(self, ref: MessageRef) -> str | None:
+        """The delivery key that posted `ref`, if we posted it."""
+        value = await self._db.fetchval(
+            "SELECT key FROM outbox WHERE room = ? AND message_id = ?", (str(ref.room), ref.id)
+        )
+        return str(value) if value is not None else None
+
+    async def health(self) -> list[LaneHealth]:
+        rows = await self._db.fetchall(
+            "SELECT lane, COUNT(*), MAX(last_error) FROM outbox WHERE status = ? GROUP BY lane",
+            (PENDING,),
+        )
+        return [LaneHealth(str(r[0]), int(r[1]), r[2]) for r in rows]
+
+    async def purge(self, before: datetime) -> int:
+        """Forget finished deliveries older than `before` (their keys may then recur)."""
+        return await self._db.execute(
+            "DELETE FROM outbox WHERE status <> ? AND done_at < ?", (PENDING, before.timestamp())
+        )
+
+    # -- running ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume every lane with pending work (after a restart)."""
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT lane FROM outbox WHERE status = ?", (PENDING,)
+        )
+        for (lane,) in rows:
+            self._wake(str(lane))
+        if rows:
+            log.info("resuming delivery in %d lane(s)", len(rows))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = list(self._lanes.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no lane has work that can go now; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _wake(self, lane: str) -> None:
+        if self._stopping:
+            return
+        waker = self._wakers.setdefault(lane, asyncio.Event())
+        waker.set()
+        self._idle.clear()
+        task = self._lanes.get(lane)
+        if task is None or task.done():
+            self._lanes[lane] = asyncio.create_task(self._run_lane(lane), name=f"delivery:{lane}")
+
+    async def _run_lane(self, lane: str) -> None:
+        try:
+            while not self._stopping:
+                waker = self._wakers[lane]
+                waker.clear()
+                row = await self._db.fetchone(
+                    "SELECT id, key, action, room, target, payload, attempts, next_attempt,"
+                    " created_at FROM outbox WHERE lane = ? AND status = ? ORDER BY id LIMIT 1",
+                    (lane, PENDING),
+                )
+                if row is None:
+                    return
+                wait = float(row[7]) - self._clock.now().timestamp()
+                if wait > 0:
+                    # Held up by a retry: other lanes go on; new work in this lane waits
+                    # behind it so that order is kept.
+                    self._settle()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(waker.wait(), wait)
+                    continue
+                await self._attempt(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery lane %s stopped by an unexpected error", lane)
+        finally:
+            if self._lanes.get(lane) is asyncio.current_task():
+                del self._lanes[lane]
+            self._settle()
+
+    def _settle(self) -> None:
+        """Set the idle flag when every live lane is waiting on a retry or done."""
+        current = asyncio.current_task()
+        busy = [t for t in self._lanes.values() if t is not current and not t.done()]
+        if not busy:
+            self._idle.set()
+
+    async def _attempt(self, row: tuple[Any, ...]) -> None:
+        rowid, key, action, room_s, target_s, payload, attempts, _next, created = row
+        room = RoomRef.parse(room_s)
+        adapter = self._adapters.get(room.platform)
+        try:
+            if adapter is None:
+                raise PermanentSendError(f"the {room.platform} adapter is not enabled")
+            message_id = await self._perform(adapter, key, action, room, target_s, payload)
+        except TransientSendError as exc:
+            await self._retry(rowid, key, attempts, created, str(exc), exc.retry_after)
+        except PermanentSendError as exc:
+            log.warning("delivery %s to %s failed for good: %s", key, room, exc)
+            await self._finish(rowid, FAILED, None, str(exc))
+        except Exception as exc:
+            log.exception("delivery %s to %s raised unexpectedly", key, room)
+            if attempts + 1 >= _MAX_UNEXPECTED:
+                await self._finish(rowid, FAILED, None, f"unexpected: {exc!r}")
+            else:
+                await self._retry(rowid, key, attempts, created, f"unexpected: {exc!r}", None)
+        else:
+            await self._finish(rowid, SENT, message_id, None)
+
+    async def _perform(
+        self,
+        adapter: Adapter,
+        key: str,
+        action: str,
+        room: RoomRef,
+        target_s: str | None,
+        payload: str | None,
+    ) -> str | None:
+        token = token_for(key)
+        if action == "send":
+            ref = await adapter.send(room, OutgoingMessage.from_json(payload or "{}"), token)
+            return ref.id
+        target = await self._resolve(Target.decode(target_s or ""))
+        if action == "edit":
+            await adapter.edit(target, OutgoingMessage.from_json(payload or "{}"), token)
+            return target.id
+        if action == "delete":
+            await adapter.delete(target, token)
+            return target.id
+        if action == "react":
+            reaction = await adapter.react(target, payload or "", token)
+            return reaction.id if reaction else None
+        raise PermanentSendError(f"unknown delivery action {action!r}")
+
+    async def _resolve(self, target: Target) -> MessageRef:
+        if target.ref is not None:
+            return target.ref
+        row = await self._db.fetchone(
+            "SELECT room, message_id, status FROM outbox WHERE key = ?", (target.key,)
+        )
+        if row is None:
+            raise PermanentSendError(f"the message of {target.key} was never queued")
+        if row[2] == PENDING:
+            raise TransientSendError(f"the message of {target.key} is not sent yet")
+        if row[2] != SENT or row[1] is None:
+            raise PermanentSendError(f"the message of {target.key} was not posted")
+        return MessageRef(RoomRef.parse(row[0]), str(row[1]))
+
+    async def _retry(
+        self,
+        rowid: int,
+        key: str,
+        attempts: int,
+        created: float,
+        error: str,
+        retry_after: float | None,
+    ) -> None:
+        now = self._clock.now().timestamp()
+        if now - created > self._give_up_after.total_seconds():
+            log.error("delivery %s given up after %d attempts: %s", key, attempts + 1, error)
+            await self._finish(rowid, FAILED, None, error)
+            return
+        delay = min(self._backoff_max, self._backoff_base * 2**attempts)
+        delay = delay * (0.5 + random.random() / 2)  # jitter: retries of many lanes spread out
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        log.info("delivery %s failed (%s); retry %d in %.1fs", key, error, attempts + 1, delay)
+        await self._db.execute(
+            "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?",
+            (attempts + 1, now + delay, error, rowid),
+        )
+
+    async def _finish(
+        self, rowid: int, status: str, message_id: str | None, error: str | None
+    ) -> None:
+        await self._db.execute(
+            "UPDATE outbox SET status = ?, message_id = ?, last_error = ?, payload = NULL,"
+            " done_at = ? WHERE id = ?",
+            (status, message_id, error, self._clock.now().timestamp(), rowid),
+        )

@@ -1,0 +1,200 @@
+"""Plugins: the base class, the context they get, decorators, and the loader.
+
+A plugin subclasses `Plugin`, overrides the hooks it needs (they do nothing by default)
+and marks methods with `@command`, `@on` and `@job`. It gets a narrow `PluginContext`
+(delivery, database, scheduler, its settings section, logger, clock, translations,
+associations), never the app. The loader runs a plugin's migrations and `on_start`
+first, then registers all its handlers at once, rolling back if any registration fails;
+unloading unregisters in `finally`, whatever `on_stop` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from bot.core.associations import Directory
+from bot.core.clock import Clock
+from bot.core.commands import CommandSpec, Flag, Param
+from bot.core.events import InboundEvent
+from bot.core.i18n import Translator
+from bot.core.permissions import Level
+from bot.core.refs import RoomRef, UserRef
+from bot.delivery import Delivery
+from bot.scheduling import JobRun, Scheduler
+from bot.storage.database import Database
+from bot.storage.migrations import Migrations
+
+if TYPE_CHECKING:
+    from bot.commanding import CommandCall
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Awaitable[None]])
+
+_COMMAND_ATTR = "__samverkan_command__"
+_EVENT_ATTR = "__samverkan_events__"
+_JOB_ATTR = "__samverkan_job__"
+
+
+def command(
+    name: str,
+    *,
+    sv: str,
+    help: str,
+    params: Sequence[Param] = (),
+    flags: Sequence[Flag] = (),
+    level: Level = Level.MEMBER,
+) -> Callable[[F], F]:
+    """Declare a command once: `@command("poll new", sv="omröstning ny", help="polls.new")`."""
+
+    def mark(fn: F) -> F:
+        spec = CommandSpec(
+            path=tuple(name.split()),
+            sv_path=tuple(sv.split()),
+            help=help,
+            params=tuple(params),
+            flags=tuple(flags),
+            level=level,
+        )
+        setattr(fn, _COMMAND_ATTR, spec)
+        return fn
+
+    return mark
+
+
+def on(*event_types: type[InboundEvent]) -> Callable[[F], F]:
+    """Handle inbound events of these types (commands are not delivered here)."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, _EVENT_ATTR, tuple(event_types))
+        return fn
+
+    return mark
+
+
+def job(name: str) -> Callable[[F], F]:
+    """A handler for scheduled rows whose `handler` is `name`."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, _JOB_ATTR, name)
+        return fn
+
+    return mark
+
+
+class PluginScheduler:
+    """The scheduler, bound to one plugin: its rows are owned and named by it."""
+
+    def __init__(self, scheduler: Scheduler, owner: str) -> None:
+        self._scheduler = scheduler
+        self._owner = owner
+
+    async def at(
+        self, key: str, when: datetime, handler: str, payload: dict[str, Any] | None = None
+    ) -> bool:
+        return await self._scheduler.at(self._owner, key, when, handler, payload)
+
+    async def every(
+        self, name: str, cron: str, handler: str, payload: dict[str, Any] | None = None
+    ) -> datetime:
+        return await self._scheduler.every(self._owner, name, cron, handler, payload)
+
+    async def cancel(self, key: str) -> bool:
+        return await self._scheduler.cancel(key)
+
+    async def cancel_prefix(self, prefix: str) -> int:
+        return await self._scheduler.cancel_prefix(prefix)
+
+    async def pending(self, prefix: str = "") -> list[tuple[str, datetime]]:
+        return await self._scheduler.pending(prefix)
+
+
+OrganiserCheck = Callable[[UserRef, RoomRef], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class PluginContext:
+    name: str
+    settings: Any
+    db: Database
+    delivery: Delivery
+    scheduler: PluginScheduler
+    clock: Clock
+    translator: Translator
+    associations: Directory
+    timezone_name: str
+    organiser_rooms: tuple[RoomRef, ...]
+    is_organiser: OrganiserCheck
+    health: Callable[[], dict[str, dict[str, str]]]
+    commands: Callable[[], list[CommandSpec]]
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("plugins"))
+
+    def t(self, key: str, language: str | None = None, /, **params: object) -> str:
+        return self.translator.t(key, language, **params)
+
+
+class Plugin:
+    """Base of every feature. Hooks do nothing by default."""
+
+    name: ClassVar[str] = ""
+    settings_key: ClassVar[str | None] = None
+    settings_type: ClassVar[Any] = None
+    settings_default: ClassVar[Any] = None
+    migrations: ClassVar[Migrations | None] = None
+    locales: ClassVar[str | None] = None  # folder of sv.toml / en.toml, beside the plugin
+
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+        self.log = ctx.log
+
+    async def on_start(self) -> None:
+        """After migrations, before handlers are registered: load state, arm jobs."""
+
+    async def on_ready(self) -> None:
+        """After every plugin and adapter has started."""
+
+    async def on_stop(self) -> None:
+        """Before the plugin's handlers are removed."""
+
+    # -- discovered by the loader ------------------------------------------------------
+
+    def command_handlers(
+        self,
+    ) -> list[tuple[CommandSpec, Callable[[CommandCall], Awaitable[None]]]]:
+        found = []
+        for attr in dir(type(self)):
+            fn = getattr(type(self), attr, None)
+            spec = getattr(fn, _COMMAND_ATTR, None)
+            if isinstance(spec, CommandSpec):
+                owned = CommandSpec(
+                    spec.path,
+                    spec.sv_path,
+                    spec.help,
+                    spec.params,
+                    spec.flags,
+                    spec.level,
+                    self.name,
+                )
+                found.append((owned, getattr(self, attr)))
+        return found
+
+    def event_handlers(self) -> list[tuple[type[InboundEvent], Callable[[Any], Awaitable[None]]]]:
+        found = []
+        for attr in dir(type(self)):
+            fn = getattr(type(self), attr, None)
+            for event_type in getattr(fn, _EVENT_ATTR, ()):
+                found.append((event_type, getattr(self, attr)))
+        return found
+
+    def job_handlers(self) -> list[tuple[str, Callable[[JobRun], Awaitable[None]]]]:
+        found = []
+        for attr in dir(type(self)):
+            fn = getattr(type(self), attr, None)
+            name = getattr(fn, _JOB_ATTR, None)
+            if isinstance(name, str):
+                found.append((name, getattr(self, attr)))
+        return found

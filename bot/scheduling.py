@@ -1,0 +1,331 @@
+"""Wake-ups. The `schedule` table is the truth; APScheduler only wakes the bot.
+
+A plugin asks for a job at an instant (`at`) or on a crontab (`every`); the row is
+stored first, then the waker is armed for the earliest pending row. When woken, every due
+row runs: on time, or *late* (marked, so the post can say so) if it fell due while the bot
+was down but within the grace period; beyond the grace it is reported once to organisers
+instead. A handler runs at least once; the posts it makes are keyed, so a rerun after a
+crash posts nothing twice. Time comes from an injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.core.clock import Clock
+from bot.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+PENDING: Final = "pending"
+DONE: Final = "done"
+MISSED: Final = "missed"
+FAILED: Final = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    key: str
+    owner: str
+    handler: str
+    payload: dict[str, Any]
+    due_at: datetime
+    fired_at: datetime
+    late: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MissedJob:
+    key: str
+    owner: str
+    handler: str
+    payload: dict[str, Any]
+    due_at: datetime
+
+
+Handler = Callable[[JobRun], Awaitable[None]]
+MissedReporter = Callable[[MissedJob], Awaitable[None]]
+
+
+class Waker(Protocol):
+    def arm(self, when: datetime | None, callback: Callable[[], Awaitable[object]]) -> None:
+        """Call `callback` at `when` (replacing any earlier arming); None disarms."""
+        ...
+
+    def shutdown(self) -> None: ...
+
+
+class APSchedulerWaker:
+    """One APScheduler date job, re-armed for the earliest pending row."""
+
+    def __init__(self) -> None:
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._started = False
+
+    def arm(self, when: datetime | None, callback: Callable[[], Awaitable[object]]) -> None:
+        if not self._started:
+            self._scheduler.start()
+            self._started = True
+        if when is None:
+            if self._scheduler.get_job("wake"):
+                self._scheduler.remove_job("wake")
+            return
+        # misfire_grace_time=None: a wake-up is never dropped, however late the loop is.
+        self._scheduler.add_job(
+            callback,
+            "date",
+            run_date=when,
+            id="wake",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+
+    def shutdown(self) -> None:
+        if self._started:
+            self._scheduler.shutdown(wait=False)
+            self._started = False
+
+
+class ManualWaker:
+    """For tests: remembers when it was asked to wake, and never wakes by itself."""
+
+    def __init__(self) -> None:
+        self.armed_for: datetime | None = None
+
+    def arm(self, when: datetime | None, callback: Callable[[], Awaitable[object]]) -> None:
+        self.armed_for = when
+
+    def shutdown(self) -> None:
+        self.armed_for = None
+
+
+def next_cron_fire(cron: str, tz: ZoneInfo, after: datetime) -> datetime:
+    trigger = CronTrigger.from_crontab(cron, timezone=tz)
+    fire: datetime | None = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+    if fire is None:
+        raise ValueError(f"{cron!r} never fires")
+    return fire.astimezone(UTC)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        timezone: ZoneInfo,
+        grace: timedelta,
+        on_missed: MissedReporter,
+        waker: Waker | None = None,
+        late_after: timedelta = timedelta(minutes=1),
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._tz = timezone
+        self._grace = grace
+        self._late_after = late_after
+        self._on_missed = on_missed
+        self._waker = waker or APSchedulerWaker()
+        self._handlers: dict[tuple[str, str], Handler] = {}
+        self._run_lock = asyncio.Lock()
+        self._unhandled_warned: set[tuple[str, str]] = set()
+        self._running = False
+
+    # -- registration (by the plugin loader) -------------------------------------------
+
+    def register(self, owner: str, name: str, handler: Handler) -> None:
+        if (owner, name) in self._handlers:
+            raise ValueError(f"job handler {owner}.{name} registered twice")
+        self._handlers[(owner, name)] = handler
+
+    def unregister(self, owner: str) -> None:
+        for key in [k for k in self._handlers if k[0] == owner]:
+            del self._handlers[key]
+
+    # -- asking for wake-ups ----------------------------------------------------------
+
+    async def at(
+        self,
+        owner: str,
+        key: str,
+        when: datetime,
+        handler: str,
+        payload: dict[str, Any] | None = None,
+    ) -> bool:
+        """Run `handler` at `when`. A pending row with the same key is moved; a row that
+        already ran is left alone (returns False), so re-arming never runs a job twice."""
+        if when.tzinfo is None:
+            raise ValueError("scheduler times must be timezone-aware")
+        existing = await self._db.fetchone("SELECT status FROM schedule WHERE key = ?", (key,))
+        body = json.dumps(payload or {}, ensure_ascii=False)
+        if existing is None:
+            await self._db.execute(
+                "INSERT INTO schedule (key, owner, handler, due_at, payload, cron, status)"
+                " VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                (key, owner, handler, when.timestamp(), body, PENDING),
+            )
+        elif existing[0] == PENDING:
+            await self._db.execute(
+                "UPDATE schedule SET due_at = ?, payload = ?, handler = ? WHERE key = ?",
+                (when.timestamp(), body, handler, key),
+            )
+        else:
+            return False
+        await self._rearm()
+        return True
+
+    async def every(
+        self, owner: str, name: str, cron: str, handler: str, payload: dict[str, Any] | None = None
+    ) -> datetime:
+        """Run `handler` on a crontab in the bot's zone. Returns the next fire time.
+
+        Keeps a pending fire that is already due (so a fire missed while down is handled
+        by the late/missed rule), unless the crontab itself changed."""
+        key = f"cron:{owner}:{name}"
+        row = await self._db.fetchone(
+            "SELECT cron, due_at, status FROM schedule WHERE key = ?", (key,)
+        )
+        now = self._clock.now()
+        body = json.dumps(payload or {}, ensure_ascii=False)
+        if row is not None and row[0] == cron and row[2] == PENDING:
+            await self._db.execute(
+                "UPDATE schedule SET handler = ?, payload = ? WHERE key = ?", (handler, body, key)
+            )
+            due = datetime.fromtimestamp(float(row[1]), UTC)
+        else:
+            due = next_cron_fire(cron, self._tz, now)
+            await self._db.execute(
+                "INSERT INTO schedule (key, owner, handler, due_at, payload, cron, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                " handler = excluded.handler, due_at = excluded.due_at,"
+                " payload = excluded.payload, cron = excluded.cron, status = excluded.status",
+                (key, owner, handler, due.timestamp(), body, cron, PENDING),
+            )
+        await self._rearm()
+        return due
+
+    async def cancel(self, key: str) -> bool:
+        changed = await self._db.execute(
+            "DELETE FROM schedule WHERE key = ? AND status = ?", (key, PENDING)
+        )
+        await self._rearm()
+        return changed > 0
+
+    async def cancel_prefix(self, prefix: str) -> int:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        changed = await self._db.execute(
+            "DELETE FROM schedule WHERE key LIKE ? ESCAPE '\\' AND status = ?",
+            (escaped + "%", PENDING),
+        )
+        await self._rearm()
+        return changed
+
+    async def pending(self, prefix: str = "") -> list[tuple[str, datetime]]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = await self._db.fetchall(
+            "SELECT key, due_at FROM schedule WHERE status = ? AND key LIKE ? ESCAPE '\\'"
+            " ORDER BY due_at",
+            (PENDING, escaped + "%"),
+        )
+        return [(str(k), datetime.fromtimestamp(float(d), UTC)) for k, d in rows]
+
+    async def status(self, key: str) -> str | None:
+        value = await self._db.fetchval("SELECT status FROM schedule WHERE key = ?", (key,))
+        return str(value) if value is not None else None
+
+    # -- running ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Re-arm from the table: whatever fell due while the bot was down runs now."""
+        self._running = True
+        await self.run_due()
+
+    def shutdown(self) -> None:
+        self._running = False
+        self._waker.shutdown()
+
+    async def next_due(self) -> datetime | None:
+        value = await self._db.fetchval(
+            "SELECT MIN(due_at) FROM schedule WHERE status = ?", (PENDING,)
+        )
+        return datetime.fromtimestamp(float(value), UTC) if value is not None else None
+
+    async def _rearm(self) -> None:
+        if self._running:
+            self._waker.arm(await self.next_due(), self.run_due)
+
+    async def run_due(self) -> int:
+        """Run every pending row whose time has come; returns how many were handled."""
+        async with self._run_lock:
+            handled = 0
+            now = self._clock.now()
+            rows = await self._db.fetchall(
+                "SELECT key, owner, handler, due_at, payload, cron FROM schedule"
+                " WHERE status = ? AND due_at <= ? ORDER BY due_at, key",
+                (PENDING, now.timestamp()),
+            )
+            for key, owner, handler, due_ts, payload, cron in rows:
+                if await self._run_one(
+                    str(key), str(owner), str(handler), float(due_ts), payload, cron, now
+                ):
+                    handled += 1
+        await self._rearm()
+        return handled
+
+    async def _run_one(
+        self,
+        key: str,
+        owner: str,
+        name: str,
+        due_ts: float,
+        payload: str,
+        cron: str | None,
+        now: datetime,
+    ) -> bool:
+        fn = self._handlers.get((owner, name))
+        if fn is None:
+            if (owner, name) not in self._unhandled_warned:
+                self._unhandled_warned.add((owner, name))
+                log.warning("job %s is due but %s.%s is not loaded; it waits", key, owner, name)
+            return False
+        due = datetime.fromtimestamp(due_ts, UTC)
+        data = json.loads(payload)
+        lateness = now - due
+        if lateness > self._grace:
+            log.warning("job %s was due %s ago, beyond the grace period: reporting", key, lateness)
+            status = MISSED
+            try:
+                await self._on_missed(MissedJob(key, owner, name, data, due))
+            except Exception:
+                log.exception("could not report the missed job %s", key)
+        else:
+            run = JobRun(key, owner, name, data, due, now, lateness > self._late_after)
+            try:
+                await fn(run)
+                status = DONE
+            except Exception:
+                log.exception("job %s (%s.%s) failed", key, owner, name)
+                status = FAILED
+        if cron:
+            nxt = next_cron_fire(cron, self._tz, max(now, due))
+            await self._db.execute(
+                "UPDATE schedule SET due_at = ?, status = ?, done_at = ? WHERE key = ?",
+                (nxt.timestamp(), PENDING, now.timestamp(), key),
+            )
+        else:
+            await self._db.execute(
+                "UPDATE schedule SET status = ?, done_at = ? WHERE key = ?",
+                (status, now.timestamp(), key),
+            )
+        return True

@@ -1,0 +1,281 @@
+"""Settings: one pydantic-settings model over the TOML file and the environment.
+
+The keys are the public contract (see config/example.toml). Sections of platforms may be
+absent. Plugins bring their own sections: the root model is built with one field per
+plugin (`Plugin.settings_key`), so every key, a plugin's too, is validated at start and by
+`samverkan check-config`, with its path in the error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.core.refs import RoomRef, UserRef
+from bot.core.timeparse import format_duration, parse_duration
+
+DEFAULT_CONFIG = Path("config/samverkan.toml")
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError("a duration is written like 90s, 30m, 1h, 1d or 7d")
+
+
+def _cron(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a schedule is a crontab string such as '30 7 * * mon'")
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a crontab schedule: {exc}") from None
+    return value
+
+
+def _room(value: object) -> RoomRef:
+    return value if isinstance(value, RoomRef) else RoomRef.parse(str(value))
+
+
+def _user(value: object) -> UserRef:
+    return value if isinstance(value, UserRef) else UserRef.parse(str(value))
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)
+]
+Cron = Annotated[str, AfterValidator(_cron)]
+Room = Annotated[RoomRef, BeforeValidator(_room), PlainSerializer(str, return_type=str)]
+User = Annotated[UserRef, BeforeValidator(_user), PlainSerializer(str, return_type=str)]
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSettings(Section):
+    name: str = "Samverkan"
+    language: Literal["sv", "en"] = "sv"
+    timezone: str = "Europe/Stockholm"
+    database: Path = Path("data/samverkan.db")
+    organisers: list[User] = []
+    organiser_rooms: list[Room] = []
+    late_grace: Duration = timedelta(hours=1)
+    plugins: list[str] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a known time zone (e.g. Europe/Stockholm)"
+            ) from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class ConsoleSettings(Section):
+    enabled: bool = False
+
+
+class MatrixSettings(Section):
+    homeserver: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    user_id: Annotated[str, Field(pattern=r"^@[^:\s]+:\S+$")]
+    password: SecretStr | None = None
+    access_token: SecretStr | None = None
+    device_id: str | None = None
+    store_path: Path = Path("data/matrix")
+    pickle_key: SecretStr | None = None
+    command_prefix: Annotated[str, Field(min_length=1, max_length=3)] = "!"
+    organiser_power_level: Annotated[int, Field(ge=0, le=100)] = 50
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MatrixSettings:
+        if self.password is None and self.access_token is None:
+            raise ValueError("give password or access_token")
+        return self
+
+
+class DiscordSettings(Section):
+    token: SecretStr
+    guild_ids: list[int] = []
+    organiser_roles: list[int] = []
+    api_base_url: Annotated[str, Field(pattern=r"^https?://\S+$")] = "https://discord.com/api/v10"
+    gateway_url: str = ""
+    native_polls: bool = True
+
+
+class AssociationSettings(Section):
+    id: Identifier
+    name: str
+    rooms: list[Room] = []
+    language: Literal["sv", "en"] | None = None
+
+
+class RootSettings(BaseSettings):
+    """The fields every deployment has; `build_settings_class` adds the plugins'."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SAMVERKAN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+    toml_path: ClassVar[Path | None] = None
+
+    bot: BotSettings = BotSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    matrix: MatrixSettings | None = None
+    discord: DiscordSettings | None = None
+    associations: list[AssociationSettings] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RootSettings:
+        seen: dict[str, str] = {}
+        ids: set[str] = set()
+        for assoc in self.associations:
+            if assoc.id in ids:
+                raise ValueError(f"association id {assoc.id!r} appears twice")
+            ids.add(assoc.id)
+            for room in assoc.rooms:
+                if str(room) in seen:
+                    raise ValueError(
+                        f"room {room} belongs to both {seen[str(room)]!r} and {assoc.id!r}"
+                    )
+                seen[str(room)] = assoc.id
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = getattr(settings_cls, "toml_path", None)
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def plugin_section(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def all_rooms(self) -> list[RoomRef]:
+        """Every room named anywhere in the settings, plugins' sections included."""
+        found: dict[str, RoomRef] = {}
+
+        def walk(value: object) -> None:
+            if isinstance(value, RoomRef):
+                found.setdefault(str(value), value)
+            elif isinstance(value, BaseModel):
+                for name in type(value).model_fields:
+                    walk(getattr(value, name))
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    walk(item)
+
+        walk(self)
+        return list(found.values())
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `problems` are (key path, reason) pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        super().__init__(f"{source}: " + "; ".join(f"{k}: {r}" for k, r in problems))
+        self.source = source
+        self.problems = problems
+
+
+def build_settings_class(plugin_fields: Mapping[str, tuple[Any, Any]]) -> type[RootSettings]:
+    """The root model with one extra field per plugin section: name -> (type, default)."""
+    fields: dict[str, Any] = {
+        name: (annotation, Field(default_factory=_factory(default)))
+        for name, (annotation, default) in plugin_fields.items()
+    }
+    model: type[RootSettings] = create_model("Settings", __base__=RootSettings, **fields)
+    return model
+
+
+def _factory(default: Any) -> Any:
+    if callable(default):
+        return default
+    return lambda: default
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("SAMVERKAN_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+_PYDANTIC_PREFIX = re.compile(r"^(Value|Assertion) error, ")
+
+
+def load_settings(
+    path: Path, plugin_fields: Mapping[str, tuple[Any, Any]] | None = None
+) -> RootSettings:
+    """Read and validate; raise ConfigError naming every bad key. Never echoes values,
+    so a secret in the wrong place is not printed back."""
+    if not path.exists():
+        raise ConfigError(str(path), [("(file)", "no such configuration file")])
+    try:
+        with path.open("rb") as fh:
+            tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [("(file)", f"not valid TOML: {exc}")]) from None
+    cls = build_settings_class(plugin_fields or {})
+    cls.toml_path = path.resolve()
+    try:
+        return cls()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            if err["type"] == "extra_forbidden":
+                reason = "unknown key"
+            else:
+                reason = _PYDANTIC_PREFIX.sub("", err["msg"])
+            problems.append((key, reason))
+        raise ConfigError(str(path), problems) from None

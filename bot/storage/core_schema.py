@@ -1,0 +1,62 @@
+"""The framework's own tables: outbox, schedule, inbound position and repeats."""
+
+from __future__ import annotations
+
+from bot.storage.database import Database
+from bot.storage.migrations import Migrations
+
+core_migrations = Migrations("core")
+
+
+@core_migrations.step(1)
+async def _initial(db: Database) -> None:
+    # The outbox: every automated post, keyed. `payload` holds the message until it is
+    # sent and is cleared then, so message text is kept no longer than needed.
+    await db.execute(
+        "CREATE TABLE outbox ("
+        " id INTEGER PRIMARY KEY,"
+        " key TEXT NOT NULL UNIQUE,"
+        " lane TEXT NOT NULL,"
+        " action TEXT NOT NULL,"
+        " room TEXT NOT NULL,"
+        " target TEXT,"
+        " payload TEXT,"
+        " status TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt REAL NOT NULL,"
+        " last_error TEXT,"
+        " message_id TEXT,"
+        " created_at REAL NOT NULL,"
+        " done_at REAL)"
+    )
+    await db.execute("CREATE INDEX outbox_pending ON outbox (status, lane, id)")
+    await db.execute("CREATE INDEX outbox_message ON outbox (room, message_id)")
+    # Wake-ups: the truth about what is due; APScheduler only wakes the bot for them.
+    await db.execute(
+        "CREATE TABLE schedule ("
+        " key TEXT PRIMARY KEY,"
+        " owner TEXT NOT NULL,"
+        " handler TEXT NOT NULL,"
+        " due_at REAL NOT NULL,"
+        " payload TEXT NOT NULL,"
+        " cron TEXT,"
+        " status TEXT NOT NULL,"
+        " done_at REAL)"
+    )
+    await db.execute("CREATE INDEX schedule_due ON schedule (status, due_at)")
+    # Inbound events already handled, by platform event id, to drop repeats.
+    await db.execute(
+        "CREATE TABLE inbound_seen ("
+        " platform TEXT NOT NULL,"
+        " event_id TEXT NOT NULL,"
+        " seen_at REAL NOT NULL,"
+        " PRIMARY KEY (platform, event_id))"
+    )
+    # Small per-adapter state: the Matrix sync token, the last Discord id per channel.
+    await db.execute(
+        "CREATE TABLE adapter_state ("
+        " platform TEXT NOT NULL,"
+        " key TEXT NOT NULL,"
+        " value TEXT NOT NULL,"
+        " PRIMARY KEY (platform, key))"
+    )

@@ -1,0 +1,114 @@
+"""A thin async database handle over aiosqlite.
+
+One connection, WAL, foreign keys, a busy timeout. Statements use `?` placeholders and
+portable SQL (`INSERT ... ON CONFLICT`, no SQLite-only functions) so that a PostgreSQL
+backend can serve the same code. Writes that belong together go in `transaction()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Row = tuple[Any, ...]
+
+
+class Database:
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        # aiosqlite serialises statements on its thread; this lock keeps a transaction's
+        # statements together against other tasks' statements.
+        self._lock = asyncio.Lock()
+        self._in_tx: asyncio.Task[Any] | None = None
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Database:
+        target = str(path)
+        if target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(target, isolation_level=None)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        log.debug("opened database %s", target)
+        return cls(conn, target)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    def _owns_tx(self) -> bool:
+        return self._in_tx is not None and self._in_tx is asyncio.current_task()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Database]:
+        """Everything inside commits together or not at all. Not re-entrant."""
+        if self._owns_tx():
+            raise RuntimeError("nested transaction")
+        async with self._lock:
+            self._in_tx = asyncio.current_task()
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                await self._conn.execute("COMMIT")
+            finally:
+                self._in_tx = None
+
+    @asynccontextmanager
+    async def _statement(self) -> AsyncIterator[None]:
+        if self._owns_tx():
+            yield
+        else:
+            async with self._lock:
+                yield
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows changed."""
+        async with self._statement():
+            cursor = await self._conn.execute(sql, params)
+            count = cursor.rowcount
+            await cursor.close()
+            return count
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self._statement():
+            await self._conn.executemany(sql, rows)
+
+    async def insert(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        """Run an INSERT; returns the new row id (None if nothing was inserted)."""
+        async with self._statement():
+            cursor = await self._conn.execute(sql, params)
+            rowid = cursor.lastrowid if cursor.rowcount else None
+            await cursor.close()
+            return rowid
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        async with self._statement():
+            cursor = await self._conn.execute(sql, params)
+            row = await cursor.fetchone()
+            await cursor.close()
+            return tuple(row) if row is not None else None
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        async with self._statement():
+            cursor = await self._conn.execute(sql, params)
+            rows = await cursor.fetchall()
+            await cursor.close()
+            return [tuple(r) for r in rows]
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return row[0] if row is not None else None

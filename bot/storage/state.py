@@ -1,0 +1,54 @@
+"""Adapter state and inbound repeats, for adapters that persist their position."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.storage.database import Database
+
+
+class AdapterState:
+    """Key-value state of one adapter, and the ids of events it already handled."""
+
+    def __init__(self, db: Database, platform: str) -> None:
+        self._db = db
+        self.platform = platform
+
+    async def get(self, key: str) -> str | None:
+        value = await self._db.fetchval(
+            "SELECT value FROM adapter_state WHERE platform = ? AND key = ?", (self.platform, key)
+        )
+        return str(value) if value is not None else None
+
+    async def set(self, key: str, value: str) -> None:
+        await self._db.execute(
+            "INSERT INTO adapter_state (platform, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value",
+            (self.platform, key, value),
+        )
+
+    async def seen(self, event_id: str) -> bool:
+        row = await self._db.fetchone(
+            "SELECT 1 FROM inbound_seen WHERE platform = ? AND event_id = ?",
+            (self.platform, event_id),
+        )
+        return row is not None
+
+    async def mark_seen(self, event_id: str, now: datetime) -> bool:
+        """Record `event_id`; False if it was already recorded (a repeat)."""
+        changed = await self._db.execute(
+            "INSERT INTO inbound_seen (platform, event_id, seen_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (platform, event_id) DO NOTHING",
+            (self.platform, event_id, now.timestamp()),
+        )
+        return changed > 0
+
+    async def forget_before(self, cutoff: datetime) -> int:
+        return await self._db.execute(
+            "DELETE FROM inbound_seen WHERE platform = ? AND seen_at < ?",
+            (self.platform, cutoff.timestamp()),
+        )
+
+    @staticmethod
+    def retention() -> timedelta:
+        return timedelta(days=7)

@@ -1,0 +1,1 @@
+"""The features: each subpackage is one plugin and exposes `PLUGIN`."""
