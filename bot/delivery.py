@@ -126,6 +126,17 @@ class Delivery:
     ) -> bool:
         return await self._submit(key, "react", room, target, emoji, lane)
 
+    async def close_poll(
+        self,
+        key: str,
+        target: Target,
+        room: RoomRef,
+        message: OutgoingMessage,
+        *,
+        lane: str | None = None,
+    ) -> bool:
+        return await self._submit(key, "close_poll", room, target, message.to_json(), lane)
+
     async def _submit(
         self,
         key: str,
@@ -312,6 +323,11 @@ class Delivery:
         if action == "react":
             reaction = await adapter.react(target, payload or "", token)
             return reaction.id if reaction else None
+        if action == "close_poll":
+            ended = await adapter.close_poll(
+                target, OutgoingMessage.from_json(payload or "{}"), token
+            )
+            return ended.id if ended else None
         raise PermanentSendError(f"unknown delivery action {action!r}")
 
     async def _resolve(self, target: Target) -> MessageRef:

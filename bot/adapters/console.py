@@ -146,6 +146,8 @@ class ConsoleAdapter:
         self._check_room(room)
         sender = message.attribution.label if message.attribution else self._bot_name
         text = message.text
+        if message.poll is not None:
+            text += "".join(f"\n  {i}. {a.text}" for i, a in enumerate(message.poll.answers, 1))
         for attachment in message.attachments:
             text += f"\n📎 {attachment.filename}" + (
                 f" <{attachment.url}>" if attachment.url else ""
@@ -175,6 +177,11 @@ class ConsoleAdapter:
         self._check_room(target.room)
         self._write(format_post(target.room.id, self._bot_name, key))
         return MessageRef(target.room, self._next_id())
+
+    async def close_poll(
+        self, target: MessageRef, message: OutgoingMessage, token: str
+    ) -> MessageRef | None:
+        return await self.send(target.room, message, token)
 
     async def is_organiser(self, user: UserRef, room: RoomRef) -> bool:
         # The console has no roles of its own: only `bot.organisers` counts.

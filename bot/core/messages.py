@@ -35,6 +35,35 @@ class Attribution:
 
 
 @dataclass(frozen=True, slots=True)
+class PollAnswer:
+    id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """A poll to post natively where the platform has polls (Matrix MSC3381, Discord).
+
+    `secret`: votes are not shown while it runs (Matrix "undisclosed"); adapters that
+    cannot hide votes natively post buttons instead. `hours`: how long it runs, for
+    platforms whose native polls need a duration (Discord)."""
+
+    question: str
+    answers: tuple[PollAnswer, ...]
+    max_selections: int = 1
+    secret: bool = False
+    hours: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A button under a message (Discord); a click arrives as `ButtonPressed`."""
+
+    custom_id: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """A post in platform-neutral form.
 
@@ -50,6 +79,8 @@ class OutgoingMessage:
     mentions: tuple[UserRef, ...] = ()
     notice: bool = True
     ephemeral: bool = False
+    poll: Poll | None = None
+    buttons: tuple[Button, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -80,6 +111,18 @@ class OutgoingMessage:
                 "mentions": [str(m) for m in self.mentions],
                 "notice": self.notice,
                 "ephemeral": self.ephemeral,
+                "poll": (
+                    {
+                        "question": self.poll.question,
+                        "answers": [[a.id, a.text] for a in self.poll.answers],
+                        "max_selections": self.poll.max_selections,
+                        "secret": self.poll.secret,
+                        "hours": self.poll.hours,
+                    }
+                    if self.poll
+                    else None
+                ),
+                "buttons": [[b.custom_id, b.label] for b in self.buttons],
                 "extra": self.extra,
             },
             ensure_ascii=False,
@@ -89,6 +132,7 @@ class OutgoingMessage:
     def from_json(cls, raw: str) -> OutgoingMessage:
         d = json.loads(raw)
         attribution = d.get("attribution")
+        poll = d.get("poll")
         return cls(
             text=d["text"],
             html=d.get("html"),
@@ -107,6 +151,18 @@ class OutgoingMessage:
             mentions=tuple(UserRef.parse(m) for m in d.get("mentions", [])),
             notice=d.get("notice", True),
             ephemeral=d.get("ephemeral", False),
+            poll=(
+                Poll(
+                    question=poll["question"],
+                    answers=tuple(PollAnswer(i, t) for i, t in poll["answers"]),
+                    max_selections=poll["max_selections"],
+                    secret=poll["secret"],
+                    hours=poll.get("hours"),
+                )
+                if poll
+                else None
+            ),
+            buttons=tuple(Button(c, label) for c, label in d.get("buttons", [])),
             extra=d.get("extra") or {},
         )
 
@@ -138,7 +194,10 @@ def split_text(text: str, limit: int) -> list[str]:
 __all__ = [
     "Attachment",
     "Attribution",
+    "Button",
     "OutgoingMessage",
+    "Poll",
+    "PollAnswer",
     "RoomRef",
     "split_text",
 ]

@@ -62,6 +62,13 @@ class Adapter(Protocol):
 
     async def react(self, target: MessageRef, key: str, token: str) -> MessageRef | None: ...
 
+    async def close_poll(
+        self, target: MessageRef, message: OutgoingMessage, token: str
+    ) -> MessageRef | None:
+        """End the poll posted as `target` (Matrix poll end event, Discord poll expiry or
+        buttons disabled); `message` carries the results text where the end is a post."""
+        ...
+
     async def is_organiser(self, user: UserRef, room: RoomRef) -> bool:
         """Whether the platform itself makes `user` an organiser in `room` (a Discord
         role, a Matrix power level). The configured organiser list is checked by the
