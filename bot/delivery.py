@@ -93,6 +93,10 @@ class Delivery:
         self._give_up_after = give_up_after
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._wakers: dict[str, asyncio.Event] = {}
+        # When a lane may try again, on the event loop's monotonic clock: retry timing is
+        # about the platform's health, not the bot's notion of time. After a restart there
+        # is no entry, so pending work is tried at once.
+        self._not_before: dict[str, float] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
@@ -253,7 +257,7 @@ class Delivery:
                 )
                 if row is None:
                     return
-                wait = float(row[7]) - self._clock.now().timestamp()
+                wait = self._not_before.get(lane, 0.0) - asyncio.get_running_loop().time()
                 if wait > 0:
                     # Held up by a retry: other lanes go on; new work in this lane waits
                     # behind it so that order is kept.
@@ -261,7 +265,7 @@ class Delivery:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(waker.wait(), wait)
                     continue
-                await self._attempt(row)
+                await self._attempt(lane, row)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -278,7 +282,7 @@ class Delivery:
         if not busy:
             self._idle.set()
 
-    async def _attempt(self, row: tuple[Any, ...]) -> None:
+    async def _attempt(self, lane: str, row: tuple[Any, ...]) -> None:
         rowid, key, action, room_s, target_s, payload, attempts, _next, created = row
         room = RoomRef.parse(room_s)
         adapter = self._adapters.get(room.platform)
@@ -287,7 +291,7 @@ class Delivery:
                 raise PermanentSendError(f"the {room.platform} adapter is not enabled")
             message_id = await self._perform(adapter, key, action, room, target_s, payload)
         except TransientSendError as exc:
-            await self._retry(rowid, key, attempts, created, str(exc), exc.retry_after)
+            await self._retry(lane, rowid, key, attempts, created, str(exc), exc.retry_after)
         except PermanentSendError as exc:
             log.warning("delivery %s to %s failed for good: %s", key, room, exc)
             await self._finish(rowid, FAILED, None, str(exc))
@@ -296,7 +300,7 @@ class Delivery:
             if attempts + 1 >= _MAX_UNEXPECTED:
                 await self._finish(rowid, FAILED, None, f"unexpected: {exc!r}")
             else:
-                await self._retry(rowid, key, attempts, created, f"unexpected: {exc!r}", None)
+                await self._retry(lane, rowid, key, attempts, created, f"unexpected: {exc!r}", None)
         else:
             await self._finish(rowid, SENT, message_id, None)
 
@@ -346,6 +350,7 @@ class Delivery:
 
     async def _retry(
         self,
+        lane: str,
         rowid: int,
         key: str,
         attempts: int,
@@ -363,6 +368,7 @@ class Delivery:
         if retry_after is not None:
             delay = max(delay, retry_after)
         log.info("delivery %s failed (%s); retry %d in %.1fs", key, error, attempts + 1, delay)
+        self._not_before[lane] = asyncio.get_running_loop().time() + delay
         await self._db.execute(
             "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?",
             (attempts + 1, now + delay, error, rowid),

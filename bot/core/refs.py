@@ -69,7 +69,8 @@ class MessageRef:
 
     @classmethod
     def parse(cls, text: str) -> MessageRef:
-        room, sep, ident = text.rpartition("/")
+        # Event ids may hold "/" (old Matrix room versions); room ids do not.
+        room, sep, ident = text.partition("/")
         if not sep or not ident:
             raise ValueError(f"message reference {text!r} must be '<room>/<message id>'")
         return cls(RoomRef.parse(room), ident)

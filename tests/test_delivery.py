@@ -1,0 +1,139 @@
+"""Delivery: a key is posted once, retries keep order, a restart resumes the outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.core.clock import FakeClock
+from bot.core.messages import OutgoingMessage
+from bot.core.refs import RoomRef
+from bot.delivery import Delivery, Target, token_for
+from bot.storage.core_schema import core_migrations
+from bot.storage.database import Database
+from tests.support import RecordingAdapter, permanent, transient, until
+
+ROOM = RoomRef("console", "falun")
+OTHER = RoomRef("console", "mora")
+
+
+async def open_delivery(path: Path, adapter: RecordingAdapter) -> tuple[Database, Delivery]:
+    db = await Database.open(path)
+    await core_migrations.upgrade(db)
+    clock = FakeClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
+    delivery = Delivery(db, clock, {"console": adapter}, backoff_base=0.01, backoff_max=0.05)
+    await delivery.start()
+    return db, delivery
+
+
+async def test_a_key_is_sent_once_even_across_restart(tmp_path: Path) -> None:
+    adapter = RecordingAdapter()
+    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    assert await delivery.send("k1", ROOM, OutgoingMessage("hello"))
+    assert not await delivery.send("k1", ROOM, OutgoingMessage("hello again"))
+    assert await delivery.wait_idle(5)
+    await delivery.stop()
+    await db.close()
+
+    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    assert not await delivery.send("k1", ROOM, OutgoingMessage("after restart"))
+    assert await delivery.wait_idle(5)
+    assert adapter.texts() == ["hello"]
+    ref = await delivery.message_ref("k1")
+    assert ref is not None and ref.room == ROOM
+    assert await delivery.key_for(ref) == "k1"
+    # Sent text is not kept once it is delivered.
+    assert await db.fetchval("SELECT payload FROM outbox WHERE key = 'k1'") is None
+    await delivery.stop()
+    await db.close()
+
+
+async def test_transient_failure_is_retried_in_order(tmp_path: Path) -> None:
+    adapter = RecordingAdapter(failures=[transient(), transient()])
+    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    for i in range(5):
+        await delivery.send(f"k{i}", ROOM, OutgoingMessage(f"m{i}"))
+    assert await until_sent(adapter, 5)
+    assert adapter.texts() == [f"m{i}" for i in range(5)]
+    # The retried send carried the same token as the failed attempt would have.
+    assert adapter.sent[0].token == token_for("k0")
+    await delivery.stop()
+    await db.close()
+
+
+async def until_sent(adapter: RecordingAdapter, count: int) -> bool:
+    await until(lambda: len(adapter.sent) >= count)
+    return True
+
+
+async def test_a_stuck_lane_does_not_hold_up_others(tmp_path: Path) -> None:
+    adapter = RecordingAdapter(failures=[transient(retry_after=0.3)])
+    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    await delivery.send("a1", ROOM, OutgoingMessage("falun 1"))
+    await delivery.send("a2", ROOM, OutgoingMessage("falun 2"))
+    await delivery.send("b1", OTHER, OutgoingMessage("mora 1"))
+    await until(lambda: "mora 1" in adapter.texts())
+    assert "falun 1" not in adapter.texts()
+    await until(lambda: len(adapter.sent) == 3)
+    assert adapter.texts(str(ROOM)) == ["falun 1", "falun 2"]
+    health = await delivery.health()
+    assert health == []
+    await delivery.stop()
+    await db.close()
+
+
+async def test_permanent_failure_is_not_retried(tmp_path: Path) -> None:
+    adapter = RecordingAdapter(failures=[permanent()])
+    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    await delivery.send("bad", ROOM, OutgoingMessage("rejected"))
+    await delivery.send("good", ROOM, OutgoingMessage("accepted"))
+    await until(lambda: len(adapter.sent) == 1)
+    assert await delivery.wait_idle(5)
+    assert await delivery.status("bad") == "failed"
+    assert adapter.texts() == ["accepted"]
+    await delivery.stop()
+    await db.close()
+
+
+async def test_pending_work_resumes_after_restart(tmp_path: Path) -> None:
+    down = RecordingAdapter(failures=[transient(retry_after=60)])
+    db, delivery = await open_delivery(tmp_path / "d.db", down)
+    await delivery.send("late1", ROOM, OutgoingMessage("one"))
+    await delivery.send("late2", ROOM, OutgoingMessage("two"))
+    await until(lambda: not down.failures)
+    assert [h.backlog for h in await delivery.health()] == [2]
+    await delivery.stop()  # the bot goes down with work pending
+    await db.close()
+
+    up = RecordingAdapter()
+    db, delivery = await open_delivery(tmp_path / "d.db", up)
+    # A restarted bot tries pending work at once, whatever the old retry time was.
+    await until(lambda: len(up.sent) == 2)
+    assert up.texts() == ["one", "two"]
+    await delivery.stop()
+    await db.close()
+
+
+async def test_edit_waits_for_the_message_it_targets(tmp_path: Path) -> None:
+    adapter = RecordingAdapter(failures=[transient()])
+    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    await delivery.send("orig", ROOM, OutgoingMessage("first"))
+    await delivery.edit("orig:edit", Target(key="orig"), ROOM, OutgoingMessage("second"))
+    await delivery.delete("orig:del", Target(key="orig"), ROOM)
+    await until(lambda: len(adapter.sent) == 3)
+    send, edit, delete = adapter.sent
+    assert (send.action, edit.action, delete.action) == ("send", "edit", "delete")
+    posted = await delivery.message_ref("orig")
+    assert edit.target == posted and delete.target == posted
+    await delivery.stop()
+    await db.close()
+
+
+async def test_disabled_platform_fails_cleanly(tmp_path: Path) -> None:
+    adapter = RecordingAdapter()
+    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    await delivery.send("mx", RoomRef("matrix", "!x:example.org"), OutgoingMessage("hi"))
+    assert await delivery.wait_idle(5)
+    assert await delivery.status("mx") == "failed"
+    await delivery.stop()
+    await db.close()
