@@ -35,6 +35,14 @@ from bot.storage.state import AdapterState
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_EVERY: Final = 30.0
+
+
+def heartbeat_path(settings: RootSettings) -> Path:
+    """A file the running bot touches; `samverkan health` reads its age."""
+    return Path(settings.bot.database).with_name("heartbeat")
+
+
 BUILTIN_PLUGINS: Final = ("plugins.help",)
 _LOCALES = Path(__file__).parent / "locales"
 
@@ -291,6 +299,7 @@ class App:
                 loop.add_signal_handler(sig, self.request_stop)
         try:
             await self.start()
+            beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
             inputs = [
                 asyncio.create_task(a.run(), name=f"adapter:{n}") for n, a in self.adapters.items()
             ]
@@ -309,11 +318,23 @@ class App:
                         )
                 pending.discard(stop_wait)
             stop_wait.cancel()
+            beat.cancel()
+            for task in pending:
+                task.cancel()
             # Finish what is in flight before leaving.
             if not await self.delivery.wait_idle(drain_timeout):
                 log.warning("stopping with deliveries still pending; they resume on next start")
         finally:
             await self.stop()
+
+    async def _heartbeat(self) -> None:
+        path = heartbeat_path(self.settings)
+        while True:
+            try:
+                path.write_text(self.clock.now().isoformat(), encoding="utf-8")
+            except OSError:
+                log.warning("cannot write the heartbeat file %s", path, exc_info=True)
+            await asyncio.sleep(HEARTBEAT_EVERY)
 
     async def stop(self) -> None:
         for adapter in self.adapters.values():

@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Sequence
 
 from pydantic import BaseModel, SecretStr
 
-from bot.app import App, read_settings
+from bot.app import App, heartbeat_path, read_settings
 from bot.settings import ConfigError, RootSettings, config_path
 from bot.storage.migrations import SchemaTooNewError
 
@@ -126,12 +127,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 if a running bot touched its heartbeat file recently (container checks)."""
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
+    path = heartbeat_path(loaded[0])
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        print(f"unhealthy: no heartbeat at {path}", file=sys.stderr)
+        return 1
+    if age > args.max_age:
+        print(f"unhealthy: last heartbeat {age:.0f}s ago", file=sys.stderr)
+        return 1
+    print(f"healthy: last heartbeat {age:.0f}s ago")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="samverkan", description="Samverkan chat bot")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the bot")
     check = sub.add_parser("check-config", help="validate the configuration and summarise it")
-    for p in (run, check):
+    health = sub.add_parser("health", help="exit 0 if the running bot is alive")
+    health.add_argument("--max-age", type=float, default=120.0, help="seconds (default 120)")
+    health.set_defaults(func=cmd_health)
+    for p in (run, check, health):
         p.add_argument(
             "--config",
             help="configuration file (default: $SAMVERKAN_CONFIG or config/samverkan.toml)",
