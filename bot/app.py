@@ -13,6 +13,7 @@ import logging
 import signal
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,7 +28,7 @@ from bot.core.platform import Adapter
 from bot.core.refs import RoomRef, UserRef
 from bot.delivery import Delivery
 from bot.plugin import Plugin, PluginContext, PluginScheduler
-from bot.scheduling import MissedJob, Scheduler, Waker
+from bot.scheduling import JobRun, MissedJob, Scheduler, Waker
 from bot.settings import RootSettings, load_settings
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
@@ -36,6 +37,12 @@ from bot.storage.state import AdapterState
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY: Final = 30.0
+# Finished deliveries are remembered this long, so that a key (a reminder, a relayed
+# message) is never posted twice while it can still come up; then forgotten, as the
+# least-data rule asks. Inbound event ids only guard against repeats across restarts.
+OUTBOX_RETENTION: Final = timedelta(days=60)
+INBOUND_RETENTION: Final = timedelta(days=7)
+HOUSEKEEPING_CRON: Final = "17 4 * * *"
 
 
 def heartbeat_path(settings: RootSettings) -> Path:
@@ -201,6 +208,10 @@ class App:
         for platform, adapter in self.adapters.items():
             log.info("starting the %s adapter", platform)
             await adapter.start(_Host(self, adapter))
+        self.scheduler.register("core", "housekeeping", self._housekeeping)
+        await self.scheduler.every(
+            "core", "housekeeping", HOUSEKEEPING_CRON, "housekeeping", grace=timedelta(days=3650)
+        )
         await self.delivery.start()
         await self.scheduler.start()
         for plugin in self.plugins:
@@ -260,6 +271,14 @@ class App:
         finally:
             self.dispatcher.remove(plugin.name)
             self.scheduler.unregister(plugin.name)
+
+    async def _housekeeping(self, run: JobRun) -> None:
+        now = self.clock.now()
+        outbox = await self.delivery.purge(now - OUTBOX_RETENTION)
+        seen = 0
+        for platform in self.adapters:
+            seen += await AdapterState(self.db, platform).forget_before(now - INBOUND_RETENTION)
+        log.info("housekeeping: forgot %d finished deliveries and %d inbound ids", outbox, seen)
 
     def health(self) -> dict[str, dict[str, str]]:
         return {name: adapter.health() for name, adapter in self.adapters.items()}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from bot.core.associations import Directory
@@ -99,9 +99,15 @@ class PluginScheduler:
         return await self._scheduler.at(self._owner, key, when, handler, payload)
 
     async def every(
-        self, name: str, cron: str, handler: str, payload: dict[str, Any] | None = None
+        self,
+        name: str,
+        cron: str,
+        handler: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        grace: timedelta | None = None,
     ) -> datetime:
-        return await self._scheduler.every(self._owner, name, cron, handler, payload)
+        return await self._scheduler.every(self._owner, name, cron, handler, payload, grace=grace)
 
     async def cancel(self, key: str) -> bool:
         return await self._scheduler.cancel(key)

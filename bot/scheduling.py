@@ -186,7 +186,14 @@ class Scheduler:
         return True
 
     async def every(
-        self, owner: str, name: str, cron: str, handler: str, payload: dict[str, Any] | None = None
+        self,
+        owner: str,
+        name: str,
+        cron: str,
+        handler: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        grace: timedelta | None = None,
     ) -> datetime:
         """Run `handler` on a crontab in the bot's zone. Returns the next fire time.
 
@@ -198,19 +205,22 @@ class Scheduler:
         )
         now = self._clock.now()
         body = json.dumps(payload or {}, ensure_ascii=False)
+        grace_s = grace.total_seconds() if grace is not None else None
         if row is not None and row[0] == cron and row[2] == PENDING:
             await self._db.execute(
-                "UPDATE schedule SET handler = ?, payload = ? WHERE key = ?", (handler, body, key)
+                "UPDATE schedule SET handler = ?, payload = ?, grace = ? WHERE key = ?",
+                (handler, body, grace_s, key),
             )
             due = datetime.fromtimestamp(float(row[1]), UTC)
         else:
             due = next_cron_fire(cron, self._tz, now)
             await self._db.execute(
-                "INSERT INTO schedule (key, owner, handler, due_at, payload, cron, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                "INSERT INTO schedule (key, owner, handler, due_at, payload, cron, status, grace)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
                 " handler = excluded.handler, due_at = excluded.due_at,"
-                " payload = excluded.payload, cron = excluded.cron, status = excluded.status",
-                (key, owner, handler, due.timestamp(), body, cron, PENDING),
+                " payload = excluded.payload, cron = excluded.cron, status = excluded.status,"
+                " grace = excluded.grace",
+                (key, owner, handler, due.timestamp(), body, cron, PENDING, grace_s),
             )
         await self._rearm()
         return due
@@ -271,13 +281,14 @@ class Scheduler:
             handled = 0
             now = self._clock.now()
             rows = await self._db.fetchall(
-                "SELECT key, owner, handler, due_at, payload, cron FROM schedule"
+                "SELECT key, owner, handler, due_at, payload, cron, grace FROM schedule"
                 " WHERE status = ? AND due_at <= ? ORDER BY due_at, key",
                 (PENDING, now.timestamp()),
             )
-            for key, owner, handler, due_ts, payload, cron in rows:
+            for key, owner, handler, due_ts, payload, cron, grace in rows:
+                limit = timedelta(seconds=grace) if grace is not None else self._grace
                 if await self._run_one(
-                    str(key), str(owner), str(handler), float(due_ts), payload, cron, now
+                    str(key), str(owner), str(handler), float(due_ts), payload, cron, now, limit
                 ):
                     handled += 1
         await self._rearm()
@@ -292,6 +303,7 @@ class Scheduler:
         payload: str,
         cron: str | None,
         now: datetime,
+        grace: timedelta,
     ) -> bool:
         fn = self._handlers.get((owner, name))
         if fn is None:
@@ -302,7 +314,7 @@ class Scheduler:
         due = datetime.fromtimestamp(due_ts, UTC)
         data = json.loads(payload)
         lateness = now - due
-        if lateness > self._grace:
+        if lateness > grace:
             log.warning("job %s was due %s ago, beyond the grace period: reporting", key, lateness)
             status = MISSED
             try:

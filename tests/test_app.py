@@ -237,3 +237,35 @@ async def test_an_event_handled_twice_replies_once(app: App) -> None:
     await adapter.host.handle(event)
     await app.delivery.wait_idle(5)
     assert adapter.texts().count("eko") == 1
+
+
+async def test_keys_survive_an_app_restart(tmp_path: Path) -> None:
+    settings = settings_from(tmp_path, CONFIG)
+    room = RoomRef("console", "falun")
+    for text in ("first run", "second run"):
+        adapter = RecordingAdapter()
+        app = App(settings, [HelpPlugin], adapters={"console": adapter}, waker=ManualWaker())
+        await app.start()
+        await app.delivery.send("weekly:2026-49:falun", room, OutgoingMessage(text))
+        await app.delivery.wait_idle(5)
+        await app.stop()
+        sent_now = adapter.texts()
+        assert sent_now == (["first run"] if text == "first run" else [])
+
+
+async def test_housekeeping_forgets_old_records(app: App) -> None:
+    clock = app.clock
+    assert isinstance(clock, FakeClock)
+    await app.delivery.send("old", RoomRef("console", "falun"), OutgoingMessage("x"))
+    await app.delivery.wait_idle(5)
+    due = [d for k, d in await app.scheduler.pending("cron:core:") if k == "cron:core:housekeeping"]
+    assert due
+    clock.set(due[0] + timedelta(days=59))
+    await app.scheduler.run_due()
+    assert await app.delivery.status("old") == "sent"
+    # Days late (the bot was down): it still runs, unreported, and forgets the old row.
+    next_due = next(d for k, d in await app.scheduler.pending("cron:core:"))
+    clock.set(next_due + timedelta(days=3))
+    await app.scheduler.run_due()
+    assert await app.delivery.status("old") is None
+    assert adapter_of(app).texts("console:styrelse") == []

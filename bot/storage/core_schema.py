@@ -60,3 +60,9 @@ async def _initial(db: Database) -> None:
         " value TEXT NOT NULL,"
         " PRIMARY KEY (platform, key))"
     )
+
+
+@core_migrations.step(2)
+async def _schedule_grace(db: Database) -> None:
+    # A job may carry its own grace: housekeeping is worth running however late.
+    await db.execute("ALTER TABLE schedule ADD COLUMN grace REAL")
