@@ -50,7 +50,7 @@ def heartbeat_path(settings: RootSettings) -> Path:
     return Path(settings.bot.database).with_name("heartbeat")
 
 
-BUILTIN_PLUGINS: Final = ("plugins.help",)
+BUILTIN_PLUGINS: Final = ("plugins.help", "plugins.bridge")
 _LOCALES = Path(__file__).parent / "locales"
 
 
@@ -245,6 +245,7 @@ class App:
             is_organiser=self.is_organiser,
             health=self.health,
             commands=self.dispatcher.registry.specs,
+            check_room=self.check_room,
             log=logging.getLogger(f"plugins.{cls.name}"),
         )
         plugin = cls(ctx)
@@ -279,6 +280,21 @@ class App:
         for platform in self.adapters:
             seen += await AdapterState(self.db, platform).forget_before(now - INBOUND_RETENTION)
         log.info("housekeeping: forgot %d finished deliveries and %d inbound ids", outbox, seen)
+
+    async def check_room(self, room: RoomRef) -> str | None:
+        """Why the bot cannot use `room`, or None if it can (as far as the adapter knows)."""
+        adapter = self.adapters.get(room.platform)
+        if adapter is None:
+            return self.translator.t("room.platform_off", None, platform=room.platform)
+        checker = getattr(adapter, "check_room", None)
+        if checker is None:
+            return None
+        try:
+            problem: str | None = await checker(room)
+        except Exception as exc:
+            log.exception("checking %s failed", room)
+            return repr(exc)
+        return problem
 
     def health(self) -> dict[str, dict[str, str]]:
         return {name: adapter.health() for name, adapter in self.adapters.items()}

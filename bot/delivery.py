@@ -18,7 +18,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -315,7 +315,8 @@ class Delivery:
     ) -> str | None:
         token = token_for(key)
         if action == "send":
-            ref = await adapter.send(room, OutgoingMessage.from_json(payload or "{}"), token)
+            message = await self._with_reply(OutgoingMessage.from_json(payload or "{}"))
+            ref = await adapter.send(room, message, token)
             return ref.id
         target = await self._resolve(Target.decode(target_s or ""))
         if action == "edit":
@@ -333,6 +334,18 @@ class Delivery:
             )
             return ended.id if ended else None
         raise PermanentSendError(f"unknown delivery action {action!r}")
+
+    async def _with_reply(self, message: OutgoingMessage) -> OutgoingMessage:
+        """Resolve `reply_to_key`: wait while that post is pending; if it was never
+        posted, send without the reply rather than not at all."""
+        if message.reply_to_key is None or message.reply_to is not None:
+            return message
+        try:
+            ref = await self._resolve(Target(key=message.reply_to_key))
+        except PermanentSendError:
+            log.info("reply target %s was not posted; sending without it", message.reply_to_key)
+            return replace(message, reply_to_key=None)
+        return replace(message, reply_to=ref, reply_to_key=None)
 
     async def _resolve(self, target: Target) -> MessageRef:
         if target.ref is not None:

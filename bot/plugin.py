@@ -137,6 +137,7 @@ class PluginContext:
     is_organiser: OrganiserCheck
     health: Callable[[], dict[str, dict[str, str]]]
     commands: Callable[[], list[CommandSpec]]
+    check_room: Callable[[RoomRef], Awaitable[str | None]]
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("plugins"))
 
     def t(self, key: str, language: str | None = None, /, **params: object) -> str:

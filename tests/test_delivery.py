@@ -137,3 +137,22 @@ async def test_disabled_platform_fails_cleanly(tmp_path: Path) -> None:
     assert await delivery.status("mx") == "failed"
     await delivery.stop()
     await db.close()
+
+
+async def test_reply_by_key_waits_for_its_target(tmp_path: Path) -> None:
+    adapter = RecordingAdapter(failures=[transient()])
+    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    other_lane = "elsewhere"
+    await delivery.send("orig", ROOM, OutgoingMessage("question"))
+    await delivery.send(
+        "ans", ROOM, OutgoingMessage("answer", reply_to_key="orig"), lane=other_lane
+    )
+    await delivery.send("lost", ROOM, OutgoingMessage("to nothing", reply_to_key="never"))
+    await until(lambda: len(adapter.sent) == 3)
+    by_text = {s.text: s.message for s in adapter.sent}
+    answer = by_text["answer"]
+    assert answer is not None and answer.reply_to == await delivery.message_ref("orig")
+    lost = by_text["to nothing"]
+    assert lost is not None and lost.reply_to is None
+    await delivery.stop()
+    await db.close()

@@ -183,6 +183,9 @@ class ConsoleAdapter:
     ) -> MessageRef | None:
         return await self.send(target.room, message, token)
 
+    async def check_room(self, room: RoomRef) -> str | None:
+        return None if room in self._rooms else f"console room #{room.id} is not configured"
+
     async def is_organiser(self, user: UserRef, room: RoomRef) -> bool:
         # The console has no roles of its own: only `bot.organisers` counts.
         return False

@@ -34,6 +34,9 @@ class MessageReceived(InboundEvent):
     html: str | None = None
     attachments: tuple[Attachment, ...] = ()
     reply_to: MessageRef | None = None
+    # What the replied-to message said, as the platform gave it ("Anna: text"), for
+    # quoting where the original cannot be linked; None when unknown.
+    reply_quote: str | None = None
     thread: MessageRef | None = None
     is_notice: bool = False
 

@@ -75,6 +75,9 @@ class OutgoingMessage:
     html: str | None = None
     attachments: tuple[Attachment, ...] = ()
     reply_to: MessageRef | None = None
+    # The reply target as a delivery key (a copy the bot posted or will post): delivery
+    # resolves it when sending, so a reply can be queued before its target is out.
+    reply_to_key: str | None = None
     attribution: Attribution | None = None
     mentions: tuple[UserRef, ...] = ()
     notice: bool = True
@@ -99,6 +102,7 @@ class OutgoingMessage:
                     for a in self.attachments
                 ],
                 "reply_to": str(self.reply_to) if self.reply_to else None,
+                "reply_to_key": self.reply_to_key,
                 "attribution": (
                     {
                         "name": self.attribution.name,
@@ -147,6 +151,7 @@ class OutgoingMessage:
                 for a in d.get("attachments", [])
             ),
             reply_to=MessageRef.parse(d["reply_to"]) if d.get("reply_to") else None,
+            reply_to_key=d.get("reply_to_key"),
             attribution=Attribution(**attribution) if attribution else None,
             mentions=tuple(UserRef.parse(m) for m in d.get("mentions", [])),
             notice=d.get("notice", True),

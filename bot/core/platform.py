@@ -78,3 +78,10 @@ class Adapter(Protocol):
     def health(self) -> dict[str, str]:
         """A few words on the connection, for status commands."""
         ...
+
+
+class RoomChecker(Protocol):
+    """Optional for adapters: say why a room cannot be used (not joined, no permission
+    to post or to manage webhooks), or None when it can."""
+
+    async def check_room(self, room: RoomRef) -> str | None: ...

@@ -9,10 +9,11 @@ from typing import Final
 PLATFORMS: Final = ("console", "matrix", "discord")
 
 # What a well-formed id looks like on each platform. Room aliases (#alias:server) are
-# accepted on Matrix because organisers copy them from their clients.
+# accepted on Matrix because organisers copy them from their clients. Room ids of room
+# version 12 have no server part (`!<hash>`); older ones end in `:server`.
 _ROOM_ID: Final = {
     "console": re.compile(r"^[\w-]{1,64}$"),
-    "matrix": re.compile(r"^[!#][^:\s]+:\S+$"),
+    "matrix": re.compile(r"^(![^:\s/]+(:\S+)?|#[^:\s]+:\S+)$"),
     "discord": re.compile(r"^\d{1,20}$"),
 }
 _USER_ID: Final = {

@@ -1,0 +1,72 @@
+"""The message map: source message -> its copies, by delivery key. No text is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.core.refs import MessageRef, RoomRef
+from bot.storage.database import Database
+from bot.storage.migrations import Migrations
+
+migrations = Migrations("bridge")
+
+
+@migrations.step(1)
+async def _initial(db: Database) -> None:
+    # origin: the source message ("<room>/<id>"); key: the delivery key of its copy in
+    # room; kind: message or reaction (a reaction's copies are removed with it).
+    await db.execute(
+        "CREATE TABLE bridge_map ("
+        " origin TEXT NOT NULL,"
+        " room TEXT NOT NULL,"
+        " key TEXT NOT NULL UNIQUE,"
+        " kind TEXT NOT NULL,"
+        " bridge TEXT NOT NULL,"
+        " created_at REAL NOT NULL,"
+        " PRIMARY KEY (origin, room))"
+    )
+    await db.execute("CREATE INDEX bridge_map_created ON bridge_map (created_at)")
+    await db.execute("CREATE INDEX bridge_map_room ON bridge_map (room, created_at)")
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    room: RoomRef
+    key: str
+
+
+class BridgeStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(
+        self, origin: str, room: RoomRef, key: str, kind: str, bridge: str, now: datetime
+    ) -> None:
+        await self._db.execute(
+            "INSERT INTO bridge_map (origin, room, key, kind, bridge, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (origin, str(room), key, kind, bridge, now.timestamp()),
+        )
+
+    async def copies(self, origin: str) -> list[Copy]:
+        rows = await self._db.fetchall(
+            "SELECT room, key FROM bridge_map WHERE origin = ? ORDER BY room", (origin,)
+        )
+        return [Copy(RoomRef.parse(r), str(k)) for r, k in rows]
+
+    async def origin_of_key(self, key: str) -> MessageRef | None:
+        value = await self._db.fetchval("SELECT origin FROM bridge_map WHERE key = ?", (key,))
+        return MessageRef.parse(value) if value is not None else None
+
+    async def last_relay(self, room: RoomRef) -> datetime | None:
+        value = await self._db.fetchval(
+            "SELECT MAX(created_at) FROM bridge_map WHERE room = ?", (str(room),)
+        )
+        return datetime.fromtimestamp(float(value), UTC) if value is not None else None
+
+    async def forget(self, bridge: str, before: datetime) -> int:
+        return await self._db.execute(
+            "DELETE FROM bridge_map WHERE bridge = ? AND created_at < ?",
+            (bridge, before.timestamp()),
+        )
