@@ -50,7 +50,7 @@ def heartbeat_path(settings: RootSettings) -> Path:
     return Path(settings.bot.database).with_name("heartbeat")
 
 
-BUILTIN_PLUGINS: Final = ("plugins.help", "plugins.bridge")
+BUILTIN_PLUGINS: Final = ("plugins.help", "plugins.bridge", "plugins.calendar")
 _LOCALES = Path(__file__).parent / "locales"
 
 

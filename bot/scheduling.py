@@ -71,8 +71,11 @@ class APSchedulerWaker:
     def __init__(self) -> None:
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._started = False
+        self._closed = False
 
     def arm(self, when: datetime | None, callback: Callable[[], Awaitable[object]]) -> None:
+        if self._closed:
+            return
         if not self._started:
             self._scheduler.start()
             self._started = True
@@ -92,6 +95,7 @@ class APSchedulerWaker:
         )
 
     def shutdown(self) -> None:
+        self._closed = True
         if self._started:
             self._scheduler.shutdown(wait=False)
             self._started = False
@@ -141,6 +145,8 @@ class Scheduler:
         self._run_lock = asyncio.Lock()
         self._unhandled_warned: set[tuple[str, str]] = set()
         self._running = False
+        self._rearm_pending = False
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # -- registration (by the plugin loader) -------------------------------------------
 
@@ -167,20 +173,16 @@ class Scheduler:
         already ran is left alone (returns False), so re-arming never runs a job twice."""
         if when.tzinfo is None:
             raise ValueError("scheduler times must be timezone-aware")
-        existing = await self._db.fetchone("SELECT status FROM schedule WHERE key = ?", (key,))
         body = json.dumps(payload or {}, ensure_ascii=False)
-        if existing is None:
-            await self._db.execute(
-                "INSERT INTO schedule (key, owner, handler, due_at, payload, cron, status)"
-                " VALUES (?, ?, ?, ?, ?, NULL, ?)",
-                (key, owner, handler, when.timestamp(), body, PENDING),
-            )
-        elif existing[0] == PENDING:
-            await self._db.execute(
-                "UPDATE schedule SET due_at = ?, payload = ?, handler = ? WHERE key = ?",
-                (when.timestamp(), body, handler, key),
-            )
-        else:
+        # One statement: insert, or move a pending row; a row that ran stays as it is.
+        changed = await self._db.execute(
+            "INSERT INTO schedule (key, owner, handler, due_at, payload, cron, status)"
+            " VALUES (?, ?, ?, ?, ?, NULL, ?) ON CONFLICT (key) DO UPDATE SET"
+            " due_at = excluded.due_at, payload = excluded.payload, handler = excluded.handler"
+            " WHERE schedule.status = ?",
+            (key, owner, handler, when.timestamp(), body, PENDING, PENDING),
+        )
+        if not changed:
             return False
         await self._rearm()
         return True
@@ -263,6 +265,8 @@ class Scheduler:
 
     def shutdown(self) -> None:
         self._running = False
+        for task in self._tasks:
+            task.cancel()
         self._waker.shutdown()
 
     async def next_due(self) -> datetime | None:
@@ -272,8 +276,28 @@ class Scheduler:
         return datetime.fromtimestamp(float(value), UTC) if value is not None else None
 
     async def _rearm(self) -> None:
+        """Arm the waker for the earliest pending row. Many changes in a row (arming a
+        whole calendar) share one look-up: it runs once the current burst has yielded."""
+        if not self._running or self._rearm_pending:
+            return
+        self._rearm_pending = True
+        asyncio.get_running_loop().call_soon(self._spawn_rearm)
+
+    def _spawn_rearm(self) -> None:
+        task = asyncio.ensure_future(self._do_rearm())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _do_rearm(self) -> None:
+        self._rearm_pending = False
+        try:
+            when = await self.next_due()
+        except Exception:
+            log.exception("could not read the next wake-up")
+            return
+        # The bot may have stopped while the look-up ran.
         if self._running:
-            self._waker.arm(await self.next_due(), self.run_due)
+            self._waker.arm(when, self.run_due)
 
     async def run_due(self) -> int:
         """Run every pending row whose time has come; returns how many were handled."""

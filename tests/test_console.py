@@ -66,7 +66,7 @@ def test_lines_in_posts_out(tmp_path: Path) -> None:
         out[0]
         == "[#falun] Samverkan: Kommandon du kan använda (citattecken runt text med mellanslag):"
     )
-    assert out[1].startswith("  !hjälp [kommando...] – ")
+    assert any(line.startswith("  !hjälp [kommando...] – ") for line in out)
     assert "[#mora] Samverkan: Commands you can use (put quotes around text with spaces):" in out
     assert any(
         line.startswith("[#falun] Samverkan: Det finns inget kommando som heter ”nope”")

@@ -10,6 +10,7 @@ from bot.core.clock import FakeClock
 from bot.scheduling import JobRun, ManualWaker, MissedJob, Scheduler, next_cron_fire
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
+from tests.support import until
 
 TZ = ZoneInfo("Europe/Stockholm")
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -46,7 +47,7 @@ async def test_due_job_runs_once_on_time(tmp_path: Path) -> None:
     await h.scheduler.start()
     due = START + timedelta(minutes=30)
     assert await h.scheduler.at("cal", "r1", due, "remind", {"event": "möte"})
-    assert h.waker.armed_for == due
+    await until(lambda: h.waker.armed_for == due)
     assert await h.scheduler.run_due() == 0
     clock.advance(timedelta(minutes=30))
     assert await h.scheduler.run_due() == 1
@@ -74,7 +75,7 @@ async def test_rearmed_after_restart_and_late_when_down(tmp_path: Path) -> None:
     h2 = Harness(db, clock)
     await h2.scheduler.start()
     assert [(r.key, r.late) for r in h2.runs] == [("soon", True)]
-    assert h2.waker.armed_for == START + timedelta(minutes=50)
+    await until(lambda: h2.waker.armed_for == START + timedelta(minutes=50))
     clock.advance(timedelta(minutes=10))
     await h2.scheduler.run_due()
     assert [(r.key, r.late) for r in h2.runs] == [("soon", True), ("later", False)]

@@ -1,0 +1,7 @@
+"""Calendar reminders and the weekly agenda (issue 6). See docs/calendar.md."""
+
+from plugins.calendar.plugin import CalendarPlugin
+
+PLUGIN = CalendarPlugin
+
+__all__ = ["PLUGIN", "CalendarPlugin"]

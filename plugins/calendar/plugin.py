@@ -1,0 +1,314 @@
+"""The calendar plugin: reminders before events, the weekly agenda, and `event` commands.
+
+Lifecycle: on start the refresh and agenda wake-ups are armed (the scheduler's table
+holds the reminders from earlier runs); when the bot is ready the feeds are fetched once.
+Commands, answers and jobs are thin here; the work is in the modules beside this one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+from bot.commanding import CommandCall
+from bot.core.commands import Flag, Kind, Param
+from bot.core.events import ButtonPressed, ReactionAdded, ReactionRemoved
+from bot.core.messages import OutgoingMessage
+from bot.core.permissions import Level
+from bot.plugin import Plugin, PluginContext, command, job, on
+from bot.scheduling import JobRun
+from plugins.calendar.arming import Reminders
+from plugins.calendar.feeds import FeedRefresher
+from plugins.calendar.formatting import Formatter
+from plugins.calendar.model import JOB_PREFIX, MANUAL, Occurrence, occ_id, offset_label
+from plugins.calendar.parsing import clean
+from plugins.calendar.rsvp import (
+    Answers,
+    answer_of_button,
+    answer_of_emoji,
+    answer_of_word,
+)
+from plugins.calendar.settings import CalendarSettings, all_day_clock, refresh_cron
+from plugins.calendar.storage import Store, migrations
+
+_DEFAULT_LENGTH = timedelta(hours=1)
+_AGENDA_DAYS = 7
+_LIST_DAYS = 14
+_LIST_MAX = 30
+_REFRESH_GRACE = timedelta(days=3650)
+
+
+class CalendarPlugin(Plugin):
+    name = "calendar"
+    settings_key = "calendar"
+    settings_type = CalendarSettings
+    settings_default = CalendarSettings
+    migrations = migrations
+    locales = str(Path(__file__).parent / "locales")
+
+    def __init__(self, ctx: PluginContext) -> None:
+        super().__init__(ctx)
+        self.settings: CalendarSettings = ctx.settings
+        self.tz = ZoneInfo(ctx.timezone_name)
+        self.store = Store(ctx.db)
+        self.fmt = Formatter(ctx.translator, self.tz)
+        self.reminders = Reminders(
+            ctx,
+            self.store,
+            self.fmt,
+            list(self.settings.reminders),
+            all_day_clock(self.settings.all_day_time),
+        )
+        self.answers = Answers(self.store, ctx.delivery)
+        self._session: aiohttp.ClientSession | None = None
+        self.feeds: FeedRefresher | None = None
+
+    async def on_start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            headers={"User-Agent": "Samverkan calendar (+https://example.org/samverkan)"}
+        )
+        self.feeds = FeedRefresher(
+            self.ctx, self.settings, self.store, self.reminders, self._session
+        )
+        # Reminders of offsets no longer configured must not fire.
+        wanted = {offset_label(o) for o in self.settings.reminders}
+        for key, _due in await self.ctx.scheduler.pending(JOB_PREFIX):
+            if key.rsplit(":", 1)[1] not in wanted:
+                await self.ctx.scheduler.cancel(key)
+        # A refresh missed while down is not worth a report, nor a late run: start its
+        # crontab afresh (the first refresh runs when ready); a late one (a suspended
+        # process) simply runs.
+        await self.ctx.scheduler.cancel(f"cron:{self.name}:refresh")
+        await self.ctx.scheduler.every(
+            "refresh",
+            refresh_cron(self.settings.refresh),
+            "refresh",
+            grace=_REFRESH_GRACE,
+        )
+        await self.ctx.scheduler.every("digest", self.settings.digest, "digest")
+
+    async def on_ready(self) -> None:
+        assert self.feeds is not None
+        await self.feeds.forget_removed_feeds()
+        now = self.ctx.clock.now()
+        # Offsets may have changed since the last run: arm what is still ahead.
+        for o in await self.store.load_source(MANUAL, now):
+            if not o.cancelled:
+                await self.reminders.arm(o, now)
+        await self.refresh_feeds()
+
+    async def on_stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def refresh_feeds(self) -> None:
+        assert self.feeds is not None
+        await self.feeds.refresh_all()
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    @job("refresh")
+    async def refresh_job(self, run: JobRun) -> None:
+        await self.refresh_feeds()
+
+    @job("reminder")
+    async def reminder_job(self, run: JobRun) -> None:
+        p = run.payload
+        o = await self.store.find(str(p["source"]), str(p["uid"]), str(p["occ"]))
+        if o is None:
+            self.log.info("reminder %s: the event is gone; nothing to post", run.key)
+            return
+        await self.reminders.post(o, timedelta(seconds=int(p["offset"])), late=run.late)
+
+    @job("digest")
+    async def digest_job(self, run: JobRun) -> None:
+        start = run.fired_at
+        items = await self.store.between(start, start + timedelta(days=_AGENDA_DAYS))
+        stamp = run.due_at.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+        for assoc in self.ctx.associations.all():
+            mine = [o for o in items if o.targets(assoc.id)]
+            if not mine:
+                continue
+            for room in assoc.rooms:
+                lang = self.ctx.associations.language_for(room)
+                text = self.fmt.agenda(assoc.name, mine, lang, late=run.late)
+                await self.ctx.delivery.send(
+                    f"agenda:{stamp}:{room}", room, OutgoingMessage(text=text)
+                )
+
+    # -- answers by reaction and button -------------------------------------------------
+
+    @on(ReactionAdded)
+    async def on_reaction(self, event: ReactionAdded) -> None:
+        answer = answer_of_emoji(event.key)
+        if answer is None:
+            return
+        o = await self.answers.reminder_of(event.target)
+        if o is not None and not o.cancelled:
+            await self.answers.record(o, event.sender.user, answer)
+
+    @on(ReactionRemoved)
+    async def on_reaction_removed(self, event: ReactionRemoved) -> None:
+        answer = answer_of_emoji(event.key)
+        if answer is None:
+            return
+        o = await self.answers.reminder_of(event.target)
+        if o is not None:
+            await self.answers.withdraw(o, event.sender.user, answer)
+
+    @on(ButtonPressed)
+    async def on_button(self, event: ButtonPressed) -> None:
+        answer = answer_of_button(event.custom_id)
+        if answer is None:
+            return
+        o = await self.answers.reminder_of(event.message)
+        if o is not None and not o.cancelled:
+            await self.answers.record(o, event.sender.user, answer)
+
+    # -- commands -----------------------------------------------------------------------
+
+    @command(
+        "event add",
+        sv="händelse ny",
+        help="calendar.help.add",
+        params=(Param("title", sv_name="titel"), Param("time", Kind.TIME, sv_name="tid")),
+        flags=(
+            Flag("length", Kind.DURATION, sv_name="längd"),
+            Flag("where", Kind.STRING, sv_name="plats"),
+            Flag("in", Kind.ASSOCIATIONS, sv_name="i"),
+        ),
+        level=Level.ORGANISER,
+    )
+    async def add(self, call: CommandCall) -> None:
+        now = self.ctx.clock.now()
+        start = call.args["time"].astimezone(UTC)
+        if start <= now:
+            await call.reply(call.t("calendar.add.past"), ephemeral=True)
+            return
+        targets = call.args["in"]
+        if targets is None:
+            assoc = self.ctx.associations.of_room(call.room)
+            if assoc is None:
+                await call.reply(call.t("calendar.add.no_association"), ephemeral=True)
+                return
+            targets = (assoc.id,)
+        title = clean(call.args["title"], 200)
+        o = Occurrence(
+            source=MANUAL,
+            uid=f"{secrets.token_hex(8)}@samverkan",
+            occ=occ_id(start, self.tz),
+            start=start,
+            end=start + (call.args["length"] or _DEFAULT_LENGTH),
+            all_day=False,
+            title=title,
+            location=clean(call.args["where"] or "", 200),
+            associations=tuple(targets),
+            single=True,
+        )
+        async with self.store.db.transaction():
+            o = o.with_id(await self.store.insert(o))
+            await self.reminders.arm(o, now)
+        names = ", ".join(a.name for a in self.ctx.associations.select(o.associations))
+        await call.reply(
+            call.t(
+                "calendar.add.done",
+                id=o.id,
+                title=title,
+                when=self.fmt.when(o, call.language),
+                where=names or "–",
+            )
+        )
+
+    @command(
+        "event list",
+        sv="händelse lista",
+        help="calendar.help.list",
+        flags=(Flag("days", Kind.INTEGER, sv_name="dagar"), Flag("who", sv_name="vilka")),
+    )
+    async def list_events(self, call: CommandCall) -> None:
+        if call.args["who"] and not call.is_organiser:
+            await call.reply(call.t("calendar.list.who_organisers"), ephemeral=True)
+            return
+        horizon = self.settings.horizon.days or 1
+        days = max(1, min(call.args["days"] or _LIST_DAYS, horizon))
+        now = self.ctx.clock.now()
+        items = await self.store.between(now, now + timedelta(days=days))
+        assoc = self.ctx.associations.of_room(call.room)
+        if assoc is not None:
+            items = [o for o in items if o.targets(assoc.id)]
+        if not items:
+            await call.reply(call.t("calendar.list.empty", days=days))
+            return
+        lines = [call.t("calendar.list.head", days=days)]
+        for o in items[:_LIST_MAX]:
+            line = self.fmt.line(o, call.language)
+            counts = await self.store.counts(o.uid, o.occ)
+            if counts:
+                line += " · " + self.fmt.counts(counts, call.language)
+            lines.append(line)
+            if call.args["who"]:
+                who = await self.store.who(o.uid, o.occ)
+                for answer in ("yes", "no"):
+                    people = [u for u, a in who if a == answer]
+                    if people:
+                        label = call.t(f"calendar.answer.{answer}")
+                        lines.append(f"    {label}: {', '.join(people)}")
+        if len(items) > _LIST_MAX:
+            lines.append(call.t("calendar.list.more", n=len(items) - _LIST_MAX))
+        await call.reply("\n".join(lines), ephemeral=bool(call.args["who"]))
+
+    @command(
+        "event remove",
+        sv="händelse ta-bort",
+        help="calendar.help.remove",
+        params=(Param("id", Kind.INTEGER),),
+        level=Level.ORGANISER,
+    )
+    async def remove(self, call: CommandCall) -> None:
+        o = await self.store.get(call.args["id"])
+        if o is None:
+            await call.reply(call.t("calendar.not_found", id=call.args["id"]), ephemeral=True)
+            return
+        if o.source != MANUAL:
+            await call.reply(call.t("calendar.remove.from_feed", id=o.id), ephemeral=True)
+            return
+        assert o.id is not None
+        async with self.store.db.transaction():
+            await self.reminders.drop(o, self.ctx.clock.now())
+            await self.store.delete(o.id)
+        await call.reply(
+            call.t("calendar.remove.done", id=o.id, title=self.fmt.title(o, call.language))
+        )
+
+    @command(
+        "event rsvp",
+        sv="händelse svara",
+        help="calendar.help.rsvp",
+        params=(
+            Param("id", Kind.INTEGER),
+            Param("answer", Kind.CHOICE, sv_name="svar", choices=("yes", "no", "ja", "nej")),
+        ),
+    )
+    async def rsvp(self, call: CommandCall) -> None:
+        o = await self.store.get(call.args["id"])
+        if o is None or o.cancelled or o.end <= self.ctx.clock.now():
+            await call.reply(call.t("calendar.not_found", id=call.args["id"]), ephemeral=True)
+            return
+        answer = answer_of_word(call.args["answer"]) or "yes"
+        await self.answers.record(o, call.sender.user, answer)
+        counts = await self.store.counts(o.uid, o.occ)
+        await call.reply(
+            call.t(
+                f"calendar.rsvp.{answer}",
+                title=self.fmt.title(o, call.language),
+                when=self.fmt.when(o, call.language),
+            )
+            + " "
+            + self.fmt.counts(counts, call.language),
+            ephemeral=True,
+        )
