@@ -112,6 +112,10 @@ class PluginScheduler:
     async def cancel(self, key: str) -> bool:
         return await self._scheduler.cancel(key)
 
+    async def cancel_every(self, name: str) -> bool:
+        """Stop a crontab job started with `every(name, ...)`."""
+        return await self._scheduler.cancel(self._scheduler.cron_key(self._owner, name))
+
     async def cancel_prefix(self, prefix: str) -> int:
         return await self._scheduler.cancel_prefix(prefix)
 

@@ -201,7 +201,7 @@ class Scheduler:
 
         Keeps a pending fire that is already due (so a fire missed while down is handled
         by the late/missed rule), unless the crontab itself changed."""
-        key = f"cron:{owner}:{name}"
+        key = self.cron_key(owner, name)
         row = await self._db.fetchone(
             "SELECT cron, due_at, status FROM schedule WHERE key = ?", (key,)
         )
@@ -226,6 +226,10 @@ class Scheduler:
             )
         await self._rearm()
         return due
+
+    @staticmethod
+    def cron_key(owner: str, name: str) -> str:
+        return f"cron:{owner}:{name}"
 
     async def cancel(self, key: str) -> bool:
         changed = await self._db.execute(

@@ -82,7 +82,7 @@ class CalendarPlugin(Plugin):
         # A refresh missed while down is not worth a report, nor a late run: start its
         # crontab afresh (the first refresh runs when ready); a late one (a suspended
         # process) simply runs.
-        await self.ctx.scheduler.cancel(f"cron:{self.name}:refresh")
+        await self.ctx.scheduler.cancel_every("refresh")
         await self.ctx.scheduler.every(
             "refresh",
             refresh_cron(self.settings.refresh),
