@@ -1,0 +1,339 @@
+"""The Discord adapter: lifecycle, slash-command sync, organiser check, health.
+
+The parts live beside it: `connection` (client, URLs, identify budget), `inbound` and
+`receiver` (events in, per-channel order, catch-up), `outbound` and `webhooks` (posts),
+`interactions` (the three-second rule, followups), `polls`, `commands`, `errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import discord
+
+from bot.adapters.discord.commands import build_commands, commands_hash
+from bot.adapters.discord.connection import (
+    INTENTS_HELP,
+    GatewayClient,
+    IdentifyBudget,
+    configure_urls,
+    sleep_logged,
+)
+from bot.adapters.discord.errors import AuthBrake, boundary
+from bot.adapters.discord.inbound import Inbound
+from bot.adapters.discord.interactions import Interactions
+from bot.adapters.discord.outbound import MESSAGE_LIMIT, Outbound, channel_id
+from bot.adapters.discord.polls import PollBook
+from bot.adapters.discord.receiver import Receiver, RoleCache
+from bot.adapters.discord.webhooks import Webhooks
+from bot.core.clock import Clock
+from bot.core.i18n import Translator
+from bot.core.messages import OutgoingMessage
+from bot.core.platform import AdapterHost
+from bot.core.refs import MessageRef, RoomRef, UserRef
+from bot.settings import DiscordSettings
+from bot.storage.state import AdapterState
+
+log = logging.getLogger(__name__)
+
+_LOCALES: Final = Path(__file__).parent / "locales"
+
+
+class DiscordAdapter:
+    platform = "discord"
+    command_prefix: str | None = None  # slash commands only
+    message_limit = MESSAGE_LIMIT
+
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        state: AdapterState,
+        clock: Clock,
+        *,
+        bot_name: str = "Samverkan",
+        associations: dict[str, str] | None = None,
+        language: str = "sv",
+        ready_timeout: float = 30.0,
+        guild_ready_timeout: float = 2.0,
+        identify_delay: float = 5.0,
+        defer_after: float = 2.0,
+        max_ratelimit_timeout: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self._state = state
+        self._clock = clock
+        self._language = language
+        self._associations = associations or {}
+        self.ready_timeout = ready_timeout
+        self.guild_ready_timeout = guild_ready_timeout
+        self.identify_delay = identify_delay
+        self.max_ratelimit_timeout = max_ratelimit_timeout
+        self._own_t = Translator(language)
+        self._own_t.load_dir(_LOCALES)
+        self.brake = AuthBrake()
+        self.budget = IdentifyBudget(state)
+        self.webhooks = Webhooks(state, self.brake, bot_name)
+        self.interactions = Interactions(self.brake, defer_after=defer_after)
+        self.polls = PollBook(state)
+        self.roles = RoleCache()
+        self.inbound = Inbound(state, clock, is_own=self._is_own_message, fetch_after=self._fetch)
+        self.outbound = Outbound(
+            self.brake,
+            self.webhooks,
+            self.interactions,
+            self.polls,
+            native_polls=settings.native_polls,
+        )
+        self.client: GatewayClient | None = None
+        self._host: AdapterHost | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready_task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self.problem: str | None = None
+        self.commands_synced = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _t(self, key: str, language: str | None = None, /, **params: object) -> str:
+        if self._host is not None and not key.startswith("discord."):
+            return self._host.t(key, language, **params)
+        return self._own_t.t(key, language, **params)
+
+    async def start(self, host: AdapterHost) -> None:
+        self._host = host
+        self.inbound.host = host
+        configure_urls(self.settings.api_base_url, self.settings.gateway_url)
+        await self.webhooks.start()
+        configured = [int(r.id) for r in host.rooms(self.platform) if r.id.isdigit()]
+        await self.inbound.load(configured)
+        receiver = Receiver(
+            self.inbound,
+            self.interactions,
+            self.polls,
+            self.roles,
+            self.brake,
+            specs=host.commands,
+            associations=self._associations,
+            translate=lambda key: self._t(key, self._language),
+            is_own=self._is_own,
+        )
+        self.receiver = receiver
+        self.client = GatewayClient(
+            receiver,
+            identify_hook=self._before_identify,
+            guild_ready_timeout=self.guild_ready_timeout,
+            max_ratelimit_timeout=self.max_ratelimit_timeout,
+        )
+        self.outbound.client = self.client
+        self._task = asyncio.create_task(self._supervise(), name="discord-gateway")
+        ready = asyncio.create_task(self._ready.wait())
+        done, _ = await asyncio.wait(
+            {ready, self._task}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        ready.cancel()
+        if not done:
+            log.warning(
+                "Discord is not ready after %.0fs; going on, it keeps trying", self.ready_timeout
+            )
+
+    async def _before_identify(self, initial: bool) -> None:
+        await self.budget.record()
+        if not initial:
+            await asyncio.sleep(self.identify_delay)
+
+    async def _supervise(self) -> None:
+        assert self.client is not None
+        client = self.client
+        await sleep_logged(await self.budget.startup_delay(), "many identifies recently")
+        backoff = 5.0
+        logged_in = False
+        while not self._stopping:
+            try:
+                if not logged_in:
+                    await client.login(self.settings.token.get_secret_value())
+                    logged_in = True
+                    await self.sync_commands()
+                    self._ready_when_connected()
+                await client.connect(reconnect=True)
+                return
+            except discord.PrivilegedIntentsRequired:
+                self.problem = "the Message Content intent is not enabled"
+                log.error(INTENTS_HELP)  # one clear line, no traceback
+                return
+            except discord.LoginFailure:
+                self.problem = "Discord refused the token"
+                log.error("Discord refused the bot token: check discord.token")
+                return
+            except discord.ConnectionClosed as exc:
+                self.problem = f"gateway closed with code {exc.code}"
+                log.error(
+                    "Discord closed the gateway (code %s, %s); not reconnecting",
+                    exc.code,
+                    exc.reason,
+                )
+                return
+            except (OSError, aiohttp.ClientError, discord.HTTPException, TimeoutError) as exc:
+                if self._stopping or client.is_closed():
+                    return
+                log.warning("cannot reach Discord (%s); trying again in %.0fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(600.0, backoff * 2)
+
+    def _ready_when_connected(self) -> None:
+        async def wait() -> None:
+            assert self.client is not None
+            await self.client.wait_until_ready()
+            self._ready.set()
+
+        self._ready_task = asyncio.create_task(wait(), name="discord-ready")
+
+    async def sync_commands(self) -> None:
+        """Register the slash commands where they changed since the last sync."""
+        assert self._host is not None and self.client is not None
+        app_id = self.client.application_id
+        if app_id is None:
+            return
+        payload = build_commands(self._host.commands(), self._t)
+        digest = commands_hash(payload)
+        scopes: list[int | None] = list(self.settings.guild_ids) or [None]
+        for guild_id in scopes:
+            key = f"commands:{guild_id or 'global'}"
+            if await self._state.get(key) == digest:
+                continue
+            try:
+                async with boundary(self.brake):
+                    if guild_id is None:
+                        await self.client.http.bulk_upsert_global_commands(app_id, payload)
+                    else:
+                        await self.client.http.bulk_upsert_guild_commands(app_id, guild_id, payload)
+            except Exception as exc:
+                log.error(
+                    "could not register slash commands in %s: %s", guild_id or "all guilds", exc
+                )
+                continue
+            await self._state.set(key, digest)
+            self.commands_synced += 1
+            log.info("registered %d slash commands in %s", len(payload), guild_id or "all guilds")
+
+    async def run(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._task)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.client is not None:
+            await self.client.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.interactions.stop()
+        # What was received is handled before leaving; what is not, is read again from
+        # the history on the next start.
+        await self.inbound.drain(timeout=5.0)
+        await self.inbound.stop()
+        await self.webhooks.close()
+
+    # -- own messages -----------------------------------------------------------------
+
+    def _is_own(self, author_id: int | None, webhook_id: int | None) -> bool:
+        client = self.client
+        me = client.user.id if client is not None and client.user is not None else None
+        app = client.application_id if client is not None else None
+        if author_id is not None and author_id == me:
+            return True
+        return webhook_id is not None and (webhook_id in self.webhooks.own_ids or webhook_id == app)
+
+    def _is_own_message(self, message: discord.Message) -> bool:
+        return self._is_own(message.author.id, message.webhook_id)
+
+    async def _fetch(self, cid: int, after: int, limit: int) -> list[discord.Message]:
+        assert self.client is not None
+        found = self.client.get_channel(cid)
+        channel: discord.abc.Messageable = (
+            found
+            if isinstance(found, discord.abc.Messageable)
+            else self.client.get_partial_messageable(cid)
+        )
+        async with boundary(self.brake):
+            return [
+                m
+                async for m in channel.history(
+                    limit=limit, after=discord.Object(id=after), oldest_first=True
+                )
+            ]
+
+    # -- the Adapter protocol ---------------------------------------------------------
+
+    async def send(self, room: RoomRef, message: OutgoingMessage, token: str) -> MessageRef:
+        return await self.outbound.send(room, message, token)
+
+    async def edit(self, target: MessageRef, message: OutgoingMessage, token: str) -> None:
+        await self.outbound.edit(target, message, token)
+
+    async def delete(self, target: MessageRef, token: str) -> None:
+        await self.outbound.delete(target, token)
+
+    async def react(self, target: MessageRef, key: str, token: str) -> MessageRef | None:
+        return await self.outbound.react(target, key, token)
+
+    async def close_poll(
+        self, target: MessageRef, message: OutgoingMessage, token: str
+    ) -> MessageRef | None:
+        return await self.outbound.close_poll(target, message, token)
+
+    async def is_organiser(self, user: UserRef, room: RoomRef) -> bool:
+        """Whether `user` has one of `organiser_roles` in the guild of `room`."""
+        wanted = set(self.settings.organiser_roles)
+        if not wanted or user.platform != "discord" or self.client is None:
+            return False
+        guild_id = await self._guild_of(channel_id(room))
+        if guild_id is None:
+            return False
+        uid = int(user.id)
+        roles = self.roles.get(guild_id, uid)
+        if roles is None:
+            try:
+                async with boundary(self.brake):
+                    data = await self.client.http.get_member(guild_id, uid)
+            except Exception as exc:
+                log.warning("could not read the roles of %s: %s", user, exc)
+                return False
+            roles = frozenset(int(r) for r in data.get("roles", []))
+            self.roles.put(guild_id, uid, roles)
+        return bool(wanted & roles)
+
+    async def _guild_of(self, cid: int) -> int | None:
+        assert self.client is not None
+        channel = self.client.get_channel(cid)
+        guild = getattr(channel, "guild", None)
+        if guild is not None:
+            return int(guild.id)
+        try:
+            async with boundary(self.brake):
+                data = await self.client.http.get_channel(cid)
+        except Exception as exc:
+            log.warning("could not look up channel %s: %s", cid, exc)
+            return None
+        gid = data.get("guild_id")
+        return int(str(gid)) if gid else None
+
+    def health(self) -> dict[str, str]:
+        client = self.client
+        connected = client is not None and client.is_ready() and not client.is_closed()
+        out = {
+            "connected": "yes" if connected else "no",
+            "handled": str(self.inbound.handled),
+            "sent": str(self.outbound.sent + self.webhooks.sent),
+        }
+        if client is not None and connected:
+            out["latency_ms"] = f"{client.latency * 1000:.0f}"
+        if self.problem:
+            out["problem"] = self.problem
+        return out

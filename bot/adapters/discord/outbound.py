@@ -1,0 +1,269 @@
+"""Posts, edits, deletions, reactions and poll ends, from core messages to Discord.
+
+Text over 2000 characters is split at paragraph or sentence boundaries. A normal post
+carries the delivery token as its nonce (discord.py adds `enforce_nonce`), so a retry
+after an unrecorded success returns the first message instead of a second one; the
+parts after the first get nonces derived from the same token. Nothing posted mentions
+anyone (`AllowedMentions.none()`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from dataclasses import replace
+from typing import Any, Final
+
+import discord
+
+from bot.adapters.discord.errors import (
+    CANNOT_EDIT_OTHERS,
+    UNKNOWN_MESSAGE,
+    AuthBrake,
+    boundary,
+)
+from bot.adapters.discord.interactions import Interactions, interaction_id
+from bot.adapters.discord.polls import (
+    PollBook,
+    PollRecord,
+    button_view,
+    fits_native,
+    native_poll,
+    poll_buttons,
+)
+from bot.adapters.discord.webhooks import Upload, Webhooks
+from bot.core.errors import PermanentSendError, TransientSendError
+from bot.core.messages import Attachment, Button, OutgoingMessage, split_text
+from bot.core.refs import MessageRef, RoomRef
+
+log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT: Final = 2000
+UPLOAD_LIMIT: Final = 10 * 1024 * 1024  # what every guild allows
+
+
+def channel_id(room: RoomRef) -> int:
+    if room.platform != "discord" or not room.id.isdigit():
+        raise PermanentSendError(f"{room} is not a Discord channel")
+    return int(room.id)
+
+
+def message_id(ref: MessageRef) -> int:
+    if not ref.id.isdigit():
+        raise PermanentSendError(f"{ref} is not a Discord message")
+    return int(ref.id)
+
+
+def part_nonce(token: str, index: int) -> str:
+    if index == 0:
+        return token
+    return hashlib.sha256(f"{token}:{index}".encode()).hexdigest()[:24]
+
+
+def attachments_split(
+    attachments: tuple[Attachment, ...], limit: int = UPLOAD_LIMIT
+) -> tuple[list[Upload], list[str]]:
+    """Files to upload, and lines with links for those that cannot be uploaded."""
+    uploads: list[Upload] = []
+    links: list[str] = []
+    for a in attachments:
+        if a.data is not None and len(a.data) <= limit:
+            uploads.append(Upload(a.filename, a.data, a.content_type))
+        elif a.url:
+            links.append(f"📎 {a.filename}: {a.url}")
+        else:
+            links.append(f"📎 {a.filename}")
+    return uploads, links
+
+
+class Outbound:
+    def __init__(
+        self,
+        brake: AuthBrake,
+        webhooks: Webhooks,
+        interactions: Interactions,
+        polls: PollBook,
+        *,
+        native_polls: bool = True,
+    ) -> None:
+        self._brake = brake
+        self._webhooks = webhooks
+        self._interactions = interactions
+        self._polls = polls
+        self.native_polls = native_polls
+        self.client: discord.Client | None = None
+        self.sent = 0
+
+    def _client(self) -> discord.Client:
+        if self.client is None or self.client.user is None:
+            raise TransientSendError("not logged in to Discord yet")
+        return self.client
+
+    def _channel(self, cid: int) -> discord.abc.Messageable:
+        client = self._client()
+        channel = client.get_channel(cid)
+        if isinstance(channel, discord.abc.Messageable):
+            return channel
+        return client.get_partial_messageable(cid)
+
+    async def send(self, room: RoomRef, message: OutgoingMessage, token: str) -> MessageRef:
+        cid = channel_id(room)
+        uploads, links = attachments_split(message.attachments)
+        text = "\n".join([message.text, *links]) if links else message.text
+        parts = split_text(text, MESSAGE_LIMIT) if text.strip() else []
+        if interaction_id(message.reply_to) is not None and message.reply_to is not None:
+            answered = await self._interactions.reply(
+                message.reply_to,
+                parts or ["…"],
+                message.ephemeral,
+                [(u.filename, u.data) for u in uploads],
+            )
+            if answered is not None:
+                self.sent += 1
+                return answered
+            if message.ephemeral:
+                # Meant for the caller alone: never posted for everyone instead.
+                raise PermanentSendError("the interaction expired; its private answer is dropped")
+            message = _without_reply(message)  # the interaction expired: post in the channel
+        if message.attribution is not None and message.poll is None and not message.buttons:
+            first = await self._webhooks.post(
+                self._client(),
+                cid,
+                parts or ["…"],
+                token,
+                username=message.attribution.label,
+                avatar_url=message.attribution.avatar_url,
+                uploads=uploads,
+            )
+            self.sent += 1
+            return MessageRef(room, str(first))
+        return await self._send_parts(room, cid, message, parts, uploads, token)
+
+    async def _send_parts(
+        self,
+        room: RoomRef,
+        cid: int,
+        message: OutgoingMessage,
+        parts: list[str],
+        uploads: list[Upload],
+        token: str,
+    ) -> MessageRef:
+        channel = self._channel(cid)
+        poll = message.poll
+        native = poll is not None and self.native_polls and fits_native(poll)
+        buttons = message.buttons
+        if poll is not None and not native:
+            buttons = poll_buttons(poll)
+            if not parts:
+                parts = [poll.question]
+        if not parts and not native and not uploads:
+            parts = ["…"]
+        reference = None
+        if message.reply_to is not None and message.reply_to.id.isdigit():
+            reference = discord.MessageReference(
+                message_id=int(message.reply_to.id), channel_id=cid, fail_if_not_exists=False
+            )
+        first: discord.Message | None = None
+        last: discord.Message | None = None
+        count = max(1, len(parts))
+        for i in range(count):
+            is_last = i == count - 1
+            kwargs: dict[str, Any] = {
+                "nonce": part_nonce(token, i),
+                "allowed_mentions": discord.AllowedMentions.none(),
+                "mention_author": False,
+            }
+            if i == 0 and reference is not None:
+                kwargs["reference"] = reference
+            if is_last:
+                if uploads:
+                    kwargs["files"] = [
+                        discord.File(io.BytesIO(u.data), filename=u.filename) for u in uploads
+                    ]
+                if native and poll is not None:
+                    kwargs["poll"] = native_poll(poll)
+                if buttons:
+                    kwargs["view"] = button_view(buttons)
+            async with boundary(self._brake):
+                sent = await channel.send(parts[i] if i < len(parts) else None, **kwargs)
+            first = first or sent
+            last = sent
+        assert first is not None and last is not None
+        if poll is not None:
+            answers = [a.id for a in poll.answers]
+            await self._polls.remember(
+                last.id,
+                PollRecord(
+                    "native" if native else "buttons",
+                    answers,
+                    poll.max_selections,
+                    [[b.custom_id, b.label] for b in buttons],
+                ),
+            )
+        self.sent += count
+        # A poll is closed through its own message; other posts are answered by the first.
+        return MessageRef(room, str(last.id if poll is not None else first.id))
+
+    async def edit(self, target: MessageRef, message: OutgoingMessage, token: str) -> None:
+        cid, mid = channel_id(target.room), message_id(target)
+        text = split_text(message.text, MESSAGE_LIMIT)[0] if message.text.strip() else "…"
+        partial = self._client().get_partial_messageable(cid).get_partial_message(mid)
+        try:
+            async with boundary(self._brake):
+                await partial.edit(content=text, allowed_mentions=discord.AllowedMentions.none())
+        except PermanentSendError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, discord.HTTPException) and cause.code == CANNOT_EDIT_OTHERS:
+                # Our webhook's message (a bridged post): edited through the webhook.
+                await self._webhooks.edit(self._client(), cid, mid, text)
+                return
+            raise
+
+    async def delete(self, target: MessageRef, token: str) -> None:
+        cid, mid = channel_id(target.room), message_id(target)
+        partial = self._client().get_partial_messageable(cid).get_partial_message(mid)
+        try:
+            async with boundary(self._brake):
+                await partial.delete()
+        except PermanentSendError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, discord.NotFound) and cause.code == UNKNOWN_MESSAGE:
+                return  # gone already: what a retry of a deletion wants
+            raise
+
+    async def react(self, target: MessageRef, key: str, token: str) -> MessageRef | None:
+        cid, mid = channel_id(target.room), message_id(target)
+        partial = self._client().get_partial_messageable(cid).get_partial_message(mid)
+        async with boundary(self._brake):
+            await partial.add_reaction(key)
+        return None
+
+    async def close_poll(
+        self, target: MessageRef, message: OutgoingMessage, token: str
+    ) -> MessageRef | None:
+        cid, mid = channel_id(target.room), message_id(target)
+        record = await self._polls.get(mid)
+        client = self._client()
+        if record is not None and record.kind == "native":
+            try:
+                async with boundary(self._brake):
+                    await client.http.end_poll(cid, mid)
+            except PermanentSendError:
+                log.info("poll %s was already ended", target)
+        elif record is not None and record.buttons:
+            buttons = tuple(Button(c, label) for c, label in record.buttons)
+            partial = client.get_partial_messageable(cid).get_partial_message(mid)
+            async with boundary(self._brake):
+                await partial.edit(view=button_view(buttons, disabled=True))
+        self._polls.closed(mid)
+        if not message.text.strip():
+            return None
+        reply = OutgoingMessage(
+            text=message.text, reply_to=target, attachments=message.attachments, notice=True
+        )
+        return await self.send(target.room, reply, token)
+
+
+def _without_reply(message: OutgoingMessage) -> OutgoingMessage:
+    return replace(message, reply_to=None)

@@ -1,0 +1,244 @@
+"""Attributed posts (the bridge's): one webhook per channel, created once and reused.
+
+The webhook of a channel is recorded in the adapter state (and found again by name if
+the state was lost), never created anew per restart. Executing it goes through one
+plain request per attempt rather than discord.py's webhook client, which resends on a
+5xx: Discord may have stored the message before failing, and a webhook has no nonce.
+So every attempt is recorded first, and a retry looks in the channel's history for a
+message of this webhook with this content before sending again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final
+
+import aiohttp
+import discord
+
+from bot.adapters.discord.errors import UNKNOWN_WEBHOOK, AuthBrake, boundary
+from bot.core.errors import PermanentSendError, TransientSendError
+from bot.storage.state import AdapterState
+
+log = logging.getLogger(__name__)
+
+_RESERVED: Final = re.compile(r"(discord|clyde)", re.IGNORECASE)
+_USERNAME_MAX: Final = 80
+NO_MENTIONS: Final = discord.AllowedMentions.none().to_dict()
+
+
+def safe_username(label: str) -> str:
+    """Discord refuses webhook names containing "discord" or "clyde": a zero-width space
+    after their first letter keeps the name readable and accepted."""
+    name = _RESERVED.sub(lambda m: m[0][0] + "\u200b" + m[0][1:], label.strip()) or "?"
+    return name[:_USERNAME_MAX]
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    id: int
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    filename: str
+    data: bytes
+    content_type: str
+
+
+class Webhooks:
+    def __init__(self, state: AdapterState, brake: AuthBrake, name: str) -> None:
+        self._state = state
+        self._brake = brake
+        self.name = safe_username(name)
+        self._hooks: dict[int, Hook] = {}
+        self.own_ids: set[int] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self.sent = 0
+        self.recovered = 0
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        raw = await self._state.get("webhook_ids")
+        self.own_ids = {int(i) for i in json.loads(raw)} if raw else set()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def hook(self, client: discord.Client, channel_id: int) -> Hook:
+        cached = self._hooks.get(channel_id)
+        if cached is not None:
+            return cached
+        raw = await self._state.get(f"webhook:{channel_id}")
+        if raw:
+            hook_id, _, token = raw.partition(":")
+            hook = Hook(int(hook_id), token)
+        else:
+            hook = await self._find_or_create(client, channel_id)
+            await self._state.set(f"webhook:{channel_id}", f"{hook.id}:{hook.token}")
+        self._hooks[channel_id] = hook
+        if hook.id not in self.own_ids:
+            self.own_ids.add(hook.id)
+            await self._state.set("webhook_ids", json.dumps(sorted(self.own_ids)))
+        return hook
+
+    async def _find_or_create(self, client: discord.Client, channel_id: int) -> Hook:
+        assert client.user is not None
+        async with boundary(self._brake):
+            for data in await client.http.channel_webhooks(channel_id):
+                user: dict[str, Any] = dict(data.get("user") or {})
+                mine = int(user.get("id", 0)) == client.user.id
+                if data.get("name") == self.name and mine and data.get("token"):
+                    log.info("reusing webhook %s in channel %s", data["id"], channel_id)
+                    return Hook(int(data["id"]), str(data["token"]))
+            created = await client.http.create_webhook(channel_id, name=self.name)
+        log.info("created webhook %s in channel %s", created["id"], channel_id)
+        return Hook(int(created["id"]), str(created.get("token") or ""))
+
+    async def forget(self, channel_id: int) -> None:
+        self._hooks.pop(channel_id, None)
+        await self._state.set(f"webhook:{channel_id}", "")
+
+    async def post(
+        self,
+        client: discord.Client,
+        channel_id: int,
+        parts: list[str],
+        token: str,
+        *,
+        username: str,
+        avatar_url: str | None,
+        uploads: list[Upload],
+    ) -> int:
+        """Post `parts` through the channel's webhook; the id of the first message."""
+        hook = await self.hook(client, channel_id)
+        name = safe_username(username)
+        first: int | None = None
+        for i, part in enumerate(parts):
+            key = f"whsend:{token}:{i}"
+            done = await self._already_sent(client, channel_id, hook, key, part, name)
+            if done is None:
+                # Recorded before sending: a retry after a failure knows to look first.
+                marker = discord.utils.time_snowflake(discord.utils.utcnow() - timedelta(minutes=5))
+                await self._state.set(key, f"try:{marker}")
+                body: dict[str, Any] = {
+                    "content": part,
+                    "username": name,
+                    "allowed_mentions": NO_MENTIONS,
+                }
+                if avatar_url:
+                    body["avatar_url"] = avatar_url
+                last = i == len(parts) - 1
+                done = await self._execute(channel_id, hook, body, uploads if last else [])
+                await self._state.set(key, f"sent:{done}")
+                self.sent += 1
+            first = done if first is None else first
+        assert first is not None
+        return first
+
+    async def _already_sent(
+        self,
+        client: discord.Client,
+        channel_id: int,
+        hook: Hook,
+        key: str,
+        content: str,
+        name: str,
+    ) -> int | None:
+        record = await self._state.get(key)
+        if not record:
+            return None
+        kind, _, value = record.partition(":")
+        if kind == "sent":
+            return int(value)
+        async with boundary(self._brake):
+            history = await client.http.logs_from(channel_id, 100, after=int(value))
+        for data in history:
+            author = data.get("author") or {}
+            if (
+                int(data.get("webhook_id") or 0) == hook.id
+                and data.get("content") == content
+                and author.get("username") == name
+            ):
+                log.info("webhook post %s was stored before failing: not sent again", key)
+                self.recovered += 1
+                await self._state.set(key, f"sent:{data['id']}")
+                return int(data["id"])
+        return None
+
+    async def _execute(
+        self, channel_id: int, hook: Hook, body: dict[str, Any], uploads: list[Upload]
+    ) -> int:
+        url = f"{discord.http.Route.BASE}/webhooks/{hook.id}/{hook.token}"
+        data = await self._request("POST", url, channel_id, body, uploads, params={"wait": "true"})
+        return int(data["id"])
+
+    async def edit(
+        self, client: discord.Client, channel_id: int, message_id: int, text: str
+    ) -> None:
+        hook = await self.hook(client, channel_id)
+        url = f"{discord.http.Route.BASE}/webhooks/{hook.id}/{hook.token}/messages/{message_id}"
+        await self._request(
+            "PATCH", url, channel_id, {"content": text, "allowed_mentions": NO_MENTIONS}, []
+        )
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        channel_id: int,
+        body: dict[str, Any],
+        uploads: list[Upload],
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        self._brake.check()
+        assert self._session is not None, "start() first"
+        payload: aiohttp.FormData | str
+        headers: dict[str, str] = {}
+        if uploads:
+            payload = aiohttp.FormData(quote_fields=False)
+            payload.add_field("payload_json", json.dumps(body), content_type="application/json")
+            for n, upload in enumerate(uploads):
+                payload.add_field(
+                    f"files[{n}]",
+                    upload.data,
+                    filename=upload.filename,
+                    content_type=upload.content_type,
+                )
+        else:
+            payload = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        try:
+            async with self._session.request(
+                method, url, data=payload, headers=headers, params=params
+            ) as response:
+                text = await response.text()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise TransientSendError(f"could not reach Discord: {exc!r}") from exc
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            data = {"message": text[:200]}
+        if 200 <= status < 300:
+            return data
+        code = int(data.get("code", 0)) if isinstance(data, dict) else 0
+        if status == 429:
+            wait = float(data.get("retry_after", 1.0)) if isinstance(data, dict) else 1.0
+            log.warning("webhook in channel %s rate limited: retry in %.1fs", channel_id, wait)
+            raise TransientSendError("webhook rate limited", retry_after=wait)
+        if status >= 500:
+            raise TransientSendError(f"Discord answered {status} to a webhook post")
+        if status == 404 and code == UNKNOWN_WEBHOOK:
+            # Deleted by someone: make a new one on the retry.
+            await self.forget(channel_id)
+            raise TransientSendError("the channel's webhook was deleted; recreating it")
+        if status in (401, 403):
+            self._brake.record(status)
+        raise PermanentSendError(f"Discord answered {status} (code {code}) to a webhook post")

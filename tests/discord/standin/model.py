@@ -1,0 +1,173 @@
+"""The stand-in's world: users, guilds, channels, messages, webhooks, interactions.
+
+Payloads are built in the shapes Discord sends (and discord.py reads), with snowflakes
+made from the real clock so that `after=` queries and discord.py's time helpers agree.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+DISCORD_EPOCH = 1420070400000
+
+Json = dict[str, Any]
+
+
+class Snowflakes:
+    """Increasing snowflakes from the wall clock (ms since Discord's epoch << 22)."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._counter = itertools.count()
+
+    def next(self) -> int:
+        value = (int(time.time() * 1000) - DISCORD_EPOCH) << 22 | (next(self._counter) & 0xFFF)
+        self._last = max(self._last + 1, value)
+        return self._last
+
+
+def iso(ts: float | None = None) -> str:
+    return datetime.fromtimestamp(ts if ts is not None else time.time(), UTC).isoformat()
+
+
+@dataclass
+class User:
+    id: int
+    name: str
+    bot: bool = False
+    roles: dict[int, list[int]] = field(default_factory=dict)  # guild id -> role ids
+
+    def payload(self) -> Json:
+        data: Json = {
+            "id": str(self.id),
+            "username": self.name,
+            "global_name": self.name,
+            "discriminator": "0",
+            "avatar": None,
+            "public_flags": 0,
+        }
+        if self.bot:
+            data["bot"] = True
+        return data
+
+    def member(self, guild_id: int) -> Json:
+        return {
+            "user": self.payload(),
+            "roles": [str(r) for r in self.roles.get(guild_id, [])],
+            "joined_at": iso(),
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "nick": None,
+            "avatar": None,
+            "pending": False,
+            "premium_since": None,
+        }
+
+
+@dataclass
+class Channel:
+    id: int
+    guild_id: int
+    name: str
+
+    def payload(self) -> Json:
+        return {
+            "id": str(self.id),
+            "type": 0,
+            "guild_id": str(self.guild_id),
+            "name": self.name,
+            "position": 0,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "topic": None,
+            "last_message_id": None,
+            "parent_id": None,
+            "rate_limit_per_user": 0,
+        }
+
+
+@dataclass
+class Guild:
+    id: int
+    name: str
+    roles: dict[int, str] = field(default_factory=dict)
+
+    def role_payloads(self) -> list[Json]:
+        everyone = {"id": str(self.id), "name": "@everyone"}
+        return [
+            {
+                **r,
+                "permissions": "0",
+                "position": i,
+                "color": 0,
+                "hoist": False,
+                "managed": False,
+                "mentionable": False,
+                "flags": 0,
+            }
+            for i, r in enumerate(
+                [everyone, *({"id": str(k), "name": v} for k, v in self.roles.items())]
+            )
+        ]
+
+
+@dataclass
+class Message:
+    """A stored message; `data` is its payload, kept current on edits."""
+
+    id: int
+    channel_id: int
+    data: Json
+    author_id: int
+    webhook_id: int | None = None
+    nonce: str | None = None
+    ephemeral: bool = False
+    deleted: bool = False
+
+
+@dataclass
+class Webhook:
+    id: int
+    channel_id: int
+    guild_id: int
+    name: str
+    token: str
+    creator_id: int
+
+    def payload(self, creator: User) -> Json:
+        return {
+            "id": str(self.id),
+            "type": 1,
+            "channel_id": str(self.channel_id),
+            "guild_id": str(self.guild_id),
+            "name": self.name,
+            "avatar": None,
+            "token": self.token,
+            "application_id": None,
+            "user": creator.payload(),
+        }
+
+
+@dataclass
+class Interaction:
+    id: int
+    token: str
+    channel_id: int
+    guild_id: int
+    user_id: int
+    acknowledged: int | None = None  # the callback type, once answered
+    original_id: int | None = None
+    deferred_ephemeral: bool = False
+    loading: bool = False  # deferred: the "thinking" message waits for its first followup
+    answered_at: float | None = None
+    created_at: float = field(default_factory=time.monotonic)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)

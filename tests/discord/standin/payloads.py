@@ -1,0 +1,81 @@
+"""Gateway payloads of the stand-in: READY, GUILD_CREATE, and a message's poll."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from tests.discord.standin.gateway import Session
+from tests.discord.standin.model import Json, iso
+
+if TYPE_CHECKING:
+    from tests.discord.standin.server import StandIn
+
+
+def ready(standin: StandIn, session: Session) -> Json:
+    return {
+        "v": 10,
+        "user": standin.bot.payload(),
+        "guilds": [{"id": str(g), "unavailable": True} for g in standin.guilds],
+        "session_id": session.id,
+        "resume_gateway_url": standin.gateway_url,
+        "application": {"id": str(standin.bot.id), "flags": 0},
+        "private_channels": [],
+        "relationships": [],
+    }
+
+
+def guild_creates(standin: StandIn) -> list[Json]:
+    out = []
+    for guild in standin.guilds.values():
+        out.append(
+            {
+                "id": str(guild.id),
+                "name": guild.name,
+                "icon": None,
+                "owner_id": str(standin.bot.id),
+                "roles": guild.role_payloads(),
+                "channels": [
+                    c.payload() for c in standin.channels.values() if c.guild_id == guild.id
+                ],
+                "members": [standin.bot.member(guild.id)],
+                "member_count": len(standin.users),
+                "emojis": [],
+                "stickers": [],
+                "features": [],
+                "threads": [],
+                "presences": [],
+                "voice_states": [],
+                "stage_instances": [],
+                "guild_scheduled_events": [],
+                "soundboard_sounds": [],
+                "large": False,
+                "unavailable": False,
+                "joined_at": iso(),
+                "mfa_level": 0,
+                "verification_level": 0,
+                "default_message_notifications": 0,
+                "explicit_content_filter": 0,
+                "premium_tier": 0,
+                "system_channel_flags": 0,
+                "preferred_locale": "sv-SE",
+                "nsfw_level": 0,
+                "afk_timeout": 300,
+            }
+        )
+    return out
+
+
+def poll_payload(poll: Json) -> Json:
+    answers = [
+        {"answer_id": i, "poll_media": a.get("poll_media") or {}}
+        for i, a in enumerate(poll.get("answers") or [], 1)
+    ]
+    return {
+        "question": poll.get("question") or {},
+        "answers": answers,
+        "expiry": iso(time.time() + 3600 * int(poll.get("duration", 24))),
+        "allow_multiselect": bool(poll.get("allow_multiselect")),
+        "layout_type": poll.get("layout_type", 1),
+        "results": {"is_finalized": False, "answer_counts": []},
+    }
