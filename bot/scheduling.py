@@ -23,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock
-from bot.storage.database import Database
+from bot.storage.database import Database, like_prefix
 
 log = logging.getLogger(__name__)
 
@@ -239,20 +239,18 @@ class Scheduler:
         return changed > 0
 
     async def cancel_prefix(self, prefix: str) -> int:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         changed = await self._db.execute(
             "DELETE FROM schedule WHERE key LIKE ? ESCAPE '\\' AND status = ?",
-            (escaped + "%", PENDING),
+            (like_prefix(prefix), PENDING),
         )
         await self._rearm()
         return changed
 
     async def pending(self, prefix: str = "") -> list[tuple[str, datetime]]:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = await self._db.fetchall(
             "SELECT key, due_at FROM schedule WHERE status = ? AND key LIKE ? ESCAPE '\\'"
             " ORDER BY due_at",
-            (PENDING, escaped + "%"),
+            (PENDING, like_prefix(prefix)),
         )
         return [(str(k), datetime.fromtimestamp(float(d), UTC)) for k, d in rows]
 

@@ -82,3 +82,20 @@ async def test_transaction_is_atomic(tmp_path: Path) -> None:
             raise ValueError("abort")
     assert await db.fetchval("SELECT COUNT(*) FROM t") == 0
     await db.close()
+
+
+async def test_adapter_state_prefix_delete_is_literal(tmp_path: Path) -> None:
+    from bot.storage.state import AdapterState
+
+    db = await Database.open(tmp_path / "m.db")
+    await core_migrations.upgrade(db)
+    state = AdapterState(db, "discord")
+    other = AdapterState(db, "matrix")
+    for key in ("whsend:a_1:0", "whsend:a_1:1", "whsend:aX1:0", "webhook:5"):
+        await state.set(key, "v")
+    await other.set("whsend:a_1:0", "v")
+    assert await state.delete_prefix("whsend:a_1:") == 2
+    assert await state.get("whsend:aX1:0") == "v"  # "_" is not a wildcard
+    assert await state.get("webhook:5") == "v"
+    assert await other.get("whsend:a_1:0") == "v"
+    await db.close()

@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 Row = tuple[Any, ...]
 
 
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching strings that start with `prefix`, taken literally; use it
+    with `ESCAPE '\\'`."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 class Database:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn

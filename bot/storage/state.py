@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.storage.database import Database
+from bot.storage.database import Database, like_prefix
 
 
 class AdapterState:
@@ -25,6 +25,13 @@ class AdapterState:
             "INSERT INTO adapter_state (platform, key, value) VALUES (?, ?, ?) "
             "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value",
             (self.platform, key, value),
+        )
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Forget every key that starts with `prefix` (state that served its purpose)."""
+        return await self._db.execute(
+            "DELETE FROM adapter_state WHERE platform = ? AND key LIKE ? ESCAPE '\\'",
+            (self.platform, like_prefix(prefix)),
         )
 
     async def seen(self, event_id: str) -> bool:

@@ -140,6 +140,8 @@ class Webhooks:
                 self.sent += 1
             first = done if first is None else first
         assert first is not None
+        # Every part is out: the per-part records have served their purpose.
+        await self._state.delete_prefix(f"whsend:{token}:")
         return first
 
     async def _already_sent(
