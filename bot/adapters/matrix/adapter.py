@@ -1,0 +1,352 @@
+"""The Matrix adapter: wires login, sync, inbound conversion, outbound calls and
+cross-signing together, and answers the framework's `Adapter` protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+from nio import (
+    AsyncClient,
+    JoinedRoomsResponse,
+    JoinResponse,
+    MegolmEvent,
+    RoomResolveAliasResponse,
+)
+
+from bot.core.clock import Clock
+from bot.core.errors import PermanentSendError, SendError
+from bot.core.events import MessageReceived
+from bot.core.i18n import Translator
+from bot.core.messages import OutgoingMessage
+from bot.core.platform import AdapterHost
+from bot.core.refs import MessageRef, RoomRef, UserRef
+from bot.settings import MatrixSettings
+from bot.storage.state import AdapterState
+
+from . import formatting, inbound
+from .crosssign import CrossSigning
+from .outbound import Outbound, api
+from .session import open_client
+from .syncing import SyncLoop
+
+log = logging.getLogger(__name__)
+
+_LOCALES: Final = Path(__file__).parent / "locales"
+_REMEMBERED: Final = 10_000  # thread roots and reactions kept for replies and removals
+INLINE_MEDIA_BYTES: Final = 10 * 1024 * 1024  # files up to this size come with their data
+
+
+class _Lru(OrderedDict[str, Any]):
+    def remember(self, key: str, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > _REMEMBERED:
+            self.popitem(last=False)
+
+
+class MatrixAdapter:
+    platform = "matrix"
+    message_limit = formatting.MESSAGE_LIMIT
+
+    def __init__(
+        self, settings: MatrixSettings, state: AdapterState, clock: Clock, language: str = "sv"
+    ) -> None:
+        self.settings = settings
+        self.command_prefix: str | None = settings.command_prefix
+        self._state = state
+        self._clock = clock
+        self._language = language
+        self._t = Translator(language)
+        self._t.load_dir(_LOCALES)
+        self._client: AsyncClient | None = None
+        self._host: AdapterHost | None = None
+        self._sync: SyncLoop | None = None
+        self._outbound: Outbound | None = None
+        self._cross: CrossSigning | None = None
+        self._stopped = asyncio.Event()
+        self._running: asyncio.Task[Any] | None = None
+        # Configured rooms may be aliases: events report the room as configured.
+        self._alias_ids: dict[str, str] = {}
+        self._configured_ids: set[str] = set()
+        self._threads: _Lru = _Lru()
+        self._reactions: _Lru = _Lru()
+        self._recent: _Lru = _Lru()  # ids handled in this run
+        self._creator_cache: dict[str, set[str]] = {}
+        self.ready_seconds: float | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, host: AdapterHost) -> None:
+        began = time.perf_counter()
+        # nio logs every event at INFO: noise, and a cost per message.
+        if logging.getLogger("nio").level == logging.NOTSET:
+            logging.getLogger("nio").setLevel(logging.WARNING)
+        self._host = host
+        client, creds, new_device = await open_client(self.settings)
+        self._client = client
+        try:
+            await self._connect(client, host, new_device)
+        except BaseException:
+            await client.close()
+            self._client = None
+            raise
+        self.ready_seconds = time.perf_counter() - began
+        log.info(
+            "Matrix ready as %s (device %s) in %d rooms after %.2fs",
+            creds.user_id, creds.device_id, len(client.rooms), self.ready_seconds,
+        )  # fmt: skip
+
+    async def _connect(self, client: AsyncClient, host: AdapterHost, new_device: bool) -> None:
+        self._outbound = Outbound(client, self._thread_of)
+        self._sync = SyncLoop(client, self._state, self._on_event, self._on_invite)
+        await self._join_configured(host.rooms(self.platform))
+        await self._sync.prepare()
+        if client.should_upload_keys:
+            # The device keys must be on the server before they can be cross-signed.
+            await client.keys_upload()
+        self._cross = CrossSigning(client, self.settings, new_device)
+        try:
+            await self._cross.ensure()
+        except Exception:
+            # Messages still flow; clients will show the device as unverified.
+            log.exception("cross-signing of device %s failed", client.device_id)
+
+    async def run(self) -> None:
+        assert self._sync is not None, "start() first"
+        self._running = asyncio.current_task()
+        await self._sync.run(self._stopped)
+
+    async def stop(self) -> None:
+        self._stopped.set()
+        running, self._running = self._running, None
+        if running is not None and running is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                # Let the batch in hand finish and its position be saved.
+                await asyncio.wait_for(asyncio.shield(running), 10)
+        if self._sync is not None:
+            try:
+                await self._sync.save()
+            except Exception:
+                log.exception("could not save the Matrix sync position")
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    # -- rooms -------------------------------------------------------------------------
+
+    def _room_id(self, ref_id: str) -> str:
+        return self._alias_ids.get(ref_id, ref_id)
+
+    def _room_ref(self, room_id: str) -> RoomRef:
+        for alias, rid in self._alias_ids.items():
+            if rid == room_id:
+                return RoomRef(self.platform, alias)
+        return RoomRef(self.platform, room_id)
+
+    async def _join_configured(self, rooms: Any) -> None:
+        client = self._client
+        assert client is not None
+        for ref in rooms:
+            if ref.id.startswith("#"):
+                answer = await client.room_resolve_alias(ref.id)
+                if not isinstance(answer, RoomResolveAliasResponse):
+                    log.error("room alias %s cannot be resolved: %s", ref.id, answer)
+                    continue
+                self._alias_ids[ref.id] = str(answer.room_id)
+            self._configured_ids.add(self._room_id(ref.id))
+        joined = await client.joined_rooms()
+        have = set(joined.rooms) if isinstance(joined, JoinedRoomsResponse) else set()
+        for room_id in sorted(self._configured_ids - have):
+            await self._join(room_id)
+
+    async def _join(self, room_id: str) -> None:
+        assert self._client is not None
+        answer = await self._client.join(room_id)
+        if isinstance(answer, JoinResponse):
+            log.info("joined %s", room_id)
+        else:
+            log.error("cannot join configured room %s: %s (invite the bot)", room_id, answer)
+
+    async def _on_invite(self, room_id: str) -> None:
+        # Only the rooms of the configuration: a bot that joins anything can be spammed.
+        if room_id in self._configured_ids:
+            await self._join(room_id)
+        else:
+            log.info("ignoring an invite to %s: not a configured room", room_id)
+
+    # -- inbound -----------------------------------------------------------------------
+
+    def _thread_of(self, event_id: str) -> str | None:
+        root = self._threads.get(event_id)
+        return root if isinstance(root, str) else None
+
+    async def _on_event(self, room_id: str, event: Any, maybe_repeat: bool, mark: bool) -> bool:
+        client, host = self._client, self._host
+        assert client is not None and host is not None
+        source: dict[str, Any] = event.source
+        sender = source.get("sender")
+        event_id = source.get("event_id")
+        if sender == client.user_id or not isinstance(event_id, str):
+            return False
+        if isinstance(event, MegolmEvent):
+            await self._undecryptable(room_id, event)
+            return True
+        if event_id in self._recent or (maybe_repeat and await self._state.seen(event_id)):
+            return False
+        room_key = self._room_ref(room_id).id
+        room = client.rooms.get(room_id)
+        name = (room.user_name(sender) if room else None) or str(sender)
+        core = inbound.convert(
+            room_key,
+            source,
+            name,
+            attachment_data=await self._inline_media(source),
+            reactions=self._reactions,
+        )
+        if core is not None:
+            if isinstance(core, MessageReceived) and core.thread is not None:
+                self._threads.remember(event_id, core.thread.id)
+            try:
+                await host.handle(core)
+            except Exception:
+                log.exception("handling Matrix event %s failed", event_id)
+        self._recent.remember(event_id, True)
+        if mark:
+            await self._state.mark_seen(event_id, self._clock.now())
+        return True
+
+    async def _inline_media(self, source: dict[str, Any]) -> bytes | None:
+        content = source.get("content")
+        if source.get("type") != "m.room.message" or not isinstance(content, dict):
+            return None
+        media = inbound.media_of(content)
+        info = content.get("info")
+        size = info.get("size") if isinstance(info, dict) else None
+        if media is None or (isinstance(size, int) and size > INLINE_MEDIA_BYTES):
+            return None
+        assert self._outbound is not None
+        try:
+            return await self._outbound.fetch(media.mxc, media.encrypted)
+        except SendError as exc:
+            log.warning("could not download %s: %s", media.mxc, exc)
+            return None
+
+    async def _undecryptable(self, room_id: str, event: Any) -> None:
+        session = str(getattr(event, "session_id", "") or "")
+        log.warning(
+            "cannot decrypt %s from %s in %s (session %s)",
+            event.event_id, event.sender, room_id, session,
+        )  # fmt: skip
+        once = f"undecryptable:{room_id}:{session}"
+        if await self._state.get(once) is not None:
+            return
+        text = self._t.t("matrix.undecryptable", self._language)
+        token = hashlib.sha256(once.encode()).hexdigest()[:24]
+        room = self._room_ref(room_id)
+        message = OutgoingMessage(text=text, reply_to=MessageRef(room, event.event_id))
+        try:
+            await self.send(room, message, token)
+        except SendError as exc:
+            # Not marked as answered: the next undecryptable event tries again.
+            log.warning("could not tell %s about an undecryptable event: %s", room_id, exc)
+            return
+        await self._state.set(once, event.event_id)
+
+    # -- outbound ----------------------------------------------------------------------
+
+    def _out(self) -> Outbound:
+        if self._outbound is None:
+            raise PermanentSendError("the Matrix adapter is not started")
+        return self._outbound
+
+    def _to_id(self, room: RoomRef) -> RoomRef:
+        return RoomRef(room.platform, self._room_id(room.id))
+
+    def _target(self, ref: MessageRef) -> MessageRef:
+        return MessageRef(self._to_id(ref.room), ref.id)
+
+    async def send(self, room: RoomRef, message: OutgoingMessage, token: str) -> MessageRef:
+        ref = await self._out().send(self._to_id(room), message, token)
+        return MessageRef(room, ref.id)
+
+    async def edit(self, target: MessageRef, message: OutgoingMessage, token: str) -> None:
+        await self._out().edit(self._target(target), message, token)
+
+    async def delete(self, target: MessageRef, token: str) -> None:
+        await self._out().delete(self._target(target), token)
+
+    async def react(self, target: MessageRef, key: str, token: str) -> MessageRef | None:
+        ref = await self._out().react(self._target(target), key, token)
+        return MessageRef(target.room, ref.id)
+
+    async def close_poll(
+        self, target: MessageRef, message: OutgoingMessage, token: str
+    ) -> MessageRef | None:
+        ref = await self._out().close_poll(self._target(target), message, token)
+        return MessageRef(target.room, ref.id)
+
+    async def check_room(self, room: RoomRef) -> str | None:
+        """Why the bot cannot post in `room`, or None when it can."""
+        if self._client is None:
+            return "the Matrix adapter is not started"
+        room_id = self._room_id(room.id)
+        if room.id.startswith("#") and room_id == room.id:
+            return f"the alias {room.id} does not resolve to a room"
+        matrix_room = self._client.rooms.get(room_id)
+        if matrix_room is None:
+            return f"the bot is not in {room.id}: invite it"
+        me = self._client.user_id
+        if not matrix_room.power_levels.can_user_send_message(me, "m.room.message"):
+            return f"the bot may not post in {room.id}"
+        return None
+
+    async def is_organiser(self, user: UserRef, room: RoomRef) -> bool:
+        if self._client is None or user.platform != self.platform:
+            return False
+        matrix_room = self._client.rooms.get(self._room_id(room.id))
+        if matrix_room is None:
+            return False
+        level = int(matrix_room.power_levels.get_user_level(user.id))
+        if level >= self.settings.organiser_power_level:
+            return True
+        return user.id in await self._creators(matrix_room.room_id)
+
+    async def _creators(self, room_id: str) -> set[str]:
+        """Room version 12 gives its creators unlimited power without listing them in the
+        power levels. Its room id is the create event's id, so one fetch, cached."""
+        if ":" in room_id or self._client is None:
+            return set()
+        cached = self._creator_cache.get(room_id)
+        if cached is None:
+            path = f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/event/"
+            path += quote("$" + room_id[1:], safe="")
+            status, event = await api(self._client, "GET", path)
+            if status != 200:
+                log.warning("cannot read the create event of %s: HTTP %s", room_id, status)
+                return set()
+            content = event.get("content") or {}
+            extra = content.get("additional_creators") or []
+            cached = {str(event.get("sender")), *(str(u) for u in extra)}
+            self._creator_cache[room_id] = cached
+        return cached
+
+    def health(self) -> dict[str, str]:
+        client, sync = self._client, self._sync
+        if client is None or sync is None:
+            return {"state": "stopped"}
+        out = {
+            "state": "error: " + sync.last_error if sync.last_error else "syncing",
+            "rooms": str(len(client.rooms)),
+            "device": str(client.device_id),
+        }
+        if self._cross is not None:
+            out["cross_signing"] = self._cross.status
+        return out
