@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 import time
 from collections.abc import Sequence
-
-from pydantic import BaseModel, SecretStr
 
 from bot.app import App, heartbeat_path, read_settings
 from bot.settings import ConfigError, RootSettings, config_path
@@ -18,23 +17,6 @@ from bot.storage.migrations import SchemaTooNewError
 log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 2
-
-
-def _secrets(settings: RootSettings) -> list[str]:
-    found: list[str] = []
-
-    def walk(value: object) -> None:
-        if isinstance(value, SecretStr):
-            found.append(value.get_secret_value())
-        elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name))
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
-
-    walk(settings)
-    return found
 
 
 def _print_errors(err: ConfigError) -> None:
@@ -105,7 +87,34 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings, _ = loaded
     print(f"configuration {config_path(args.config)} is valid")
     print(summary(settings))
+    if args.online:
+        problems = asyncio.run(probe_rooms(settings))
+        if problems:
+            print("rooms the bot cannot use:")
+            for room, reason in problems:
+                print(f"  {room}: {reason}")
+            return 1
+        print("every configured room is reachable")
     return 0
+
+
+async def probe_rooms(settings: RootSettings) -> list[tuple[str, str]]:
+    """Ask each platform, read-only, about every room the configuration names."""
+    problems: list[tuple[str, str]] = []
+    rooms = settings.all_rooms()
+    for platform in ("matrix", "discord"):
+        section = getattr(settings, platform)
+        mine = [r for r in rooms if r.platform == platform]
+        if not mine:
+            continue
+        if section is None:
+            problems += [(str(r), f"the [{platform}] section is missing") for r in mine]
+            continue
+        # Imported by name: a deployment without a platform never loads its library.
+        probe = importlib.import_module(f"bot.adapters.{platform}.probe").probe_rooms
+        found: dict[object, str | None] = await probe(section, mine)
+        problems += [(str(r), why) for r, why in found.items() if why]
+    return problems
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -115,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings, classes = loaded
     from bot.logs import setup_logging
 
-    setup_logging(args.log_format, args.log_level, _secrets(settings))
+    setup_logging(args.log_format, args.log_level, settings.secrets())
     app = App(settings, classes)
     try:
         asyncio.run(app.run())
@@ -153,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser("health", help="exit 0 if the running bot is alive")
     health.add_argument("--max-age", type=float, default=120.0, help="seconds (default 120)")
     health.set_defaults(func=cmd_health)
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask Matrix and Discord (read-only) whether every configured room is usable",
+    )
     for p in (run, check, health):
         p.add_argument(
             "--config",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -201,21 +201,26 @@ class RootSettings(BaseSettings):
         return getattr(self, key)
 
     def all_rooms(self) -> list[RoomRef]:
-        """Every room named anywhere in the settings, plugins' sections included."""
-        found: dict[str, RoomRef] = {}
-
-        def walk(value: object) -> None:
-            if isinstance(value, RoomRef):
-                found.setdefault(str(value), value)
-            elif isinstance(value, BaseModel):
-                for name in type(value).model_fields:
-                    walk(getattr(value, name))
-            elif isinstance(value, list | tuple):
-                for item in value:
-                    walk(item)
-
-        walk(self)
+        """Every room named anywhere in the settings, plugins' sections included, in
+        the order they first appear."""
+        found = {str(v): v for v in leaf_values(self) if isinstance(v, RoomRef)}
         return list(found.values())
+
+    def secrets(self) -> list[str]:
+        """Every secret's value, for the log filter that redacts them."""
+        return [v.get_secret_value() for v in leaf_values(self) if isinstance(v, SecretStr)]
+
+
+def leaf_values(value: object) -> Iterator[object]:
+    """Every value inside a settings model, depth first, in declaration order."""
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from leaf_values(getattr(value, name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from leaf_values(item)
+    else:
+        yield value
 
 
 class ConfigError(Exception):

@@ -47,6 +47,7 @@ def test_environment_overrides_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert s.matrix is not None and s.matrix.password is not None
     assert s.matrix.password.get_secret_value() == "from-env-secret"
     assert "from-env-secret" not in repr(s)
+    assert s.secrets() == ["from-env-secret"]
     assert s.bot.language == "en"
 
 
