@@ -31,6 +31,7 @@ PENDING: Final = "pending"
 DONE: Final = "done"
 MISSED: Final = "missed"
 FAILED: Final = "failed"
+_REARM_DELAY: Final = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ class Scheduler:
         self._unhandled_warned: set[tuple[str, str]] = set()
         self._running = False
         self._rearm_pending = False
+        self._rearm_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[None]] = set()
 
     # -- registration (by the plugin loader) -------------------------------------------
@@ -267,6 +269,8 @@ class Scheduler:
 
     def shutdown(self) -> None:
         self._running = False
+        if self._rearm_timer is not None:
+            self._rearm_timer.cancel()
         for task in self._tasks:
             task.cancel()
         self._waker.shutdown()
@@ -279,11 +283,12 @@ class Scheduler:
 
     async def _rearm(self) -> None:
         """Arm the waker for the earliest pending row. Many changes in a row (arming a
-        whole calendar) share one look-up: it runs once the current burst has yielded."""
+        whole calendar) share one look-up, a moment later: wake-ups need no better
+        precision than that, and the look-up would otherwise double the statements."""
         if not self._running or self._rearm_pending:
             return
         self._rearm_pending = True
-        asyncio.get_running_loop().call_soon(self._spawn_rearm)
+        self._rearm_timer = asyncio.get_running_loop().call_later(_REARM_DELAY, self._spawn_rearm)
 
     def _spawn_rearm(self) -> None:
         task = asyncio.ensure_future(self._do_rearm())
