@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import random
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -30,6 +31,10 @@ from bot.core.refs import MessageRef, RoomRef
 from bot.storage.database import Database
 
 log = logging.getLogger(__name__)
+
+# An outbox row as the lanes handle it: id, key, action, room, target, payload, attempts,
+# next attempt, created at.
+Row = tuple[Any, ...]
 
 PENDING: Final = "pending"
 SENT: Final = "sent"
@@ -97,6 +102,11 @@ class Delivery:
         # about the platform's health, not the bot's notion of time. After a restart there
         # is no entry, so pending work is tried at once.
         self._not_before: dict[str, float] = {}
+        # Rows submitted by this process and not yet finished, per lane, in order: the
+        # lane takes its next row from here without reading it back from the database.
+        # Lanes resumed after a restart read from the database until they have drained.
+        self._fresh: dict[str, deque[Row]] = {}
+        self._resumed: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
@@ -171,6 +181,18 @@ class Delivery:
         if rowid is None:
             log.debug("delivery %s already known; not queued again", key)
             return False
+        row = (
+            rowid,
+            key,
+            action,
+            str(room),
+            target.encode() if target else None,
+            payload,
+            0,
+            now,
+            now,
+        )
+        self._fresh.setdefault(lane, deque()).append(row)
         self._wake(lane)
         return True
 
@@ -216,6 +238,7 @@ class Delivery:
             "SELECT DISTINCT lane FROM outbox WHERE status = ?", (PENDING,)
         )
         for (lane,) in rows:
+            self._resumed.add(str(lane))
             self._wake(str(lane))
         if rows:
             log.info("resuming delivery in %d lane(s)", len(rows))
@@ -250,11 +273,7 @@ class Delivery:
             while not self._stopping:
                 waker = self._wakers[lane]
                 waker.clear()
-                row = await self._db.fetchone(
-                    "SELECT id, key, action, room, target, payload, attempts, next_attempt,"
-                    " created_at FROM outbox WHERE lane = ? AND status = ? ORDER BY id LIMIT 1",
-                    (lane, PENDING),
-                )
+                row = await self._head(lane)
                 if row is None:
                     return
                 wait = self._not_before.get(lane, 0.0) - asyncio.get_running_loop().time()
@@ -275,6 +294,20 @@ class Delivery:
                 del self._lanes[lane]
             self._settle()
 
+    async def _head(self, lane: str) -> Row | None:
+        """The lane's oldest pending row."""
+        if lane not in self._resumed:
+            fresh = self._fresh.get(lane)
+            return fresh[0] if fresh else None
+        row = await self._db.fetchone(
+            "SELECT id, key, action, room, target, payload, attempts, next_attempt,"
+            " created_at FROM outbox WHERE lane = ? AND status = ? ORDER BY id LIMIT 1",
+            (lane, PENDING),
+        )
+        if row is None:
+            self._resumed.discard(lane)
+        return row
+
     def _settle(self) -> None:
         """Set the idle flag when every live lane is waiting on a retry or done."""
         current = asyncio.current_task()
@@ -282,7 +315,7 @@ class Delivery:
         if not busy:
             self._idle.set()
 
-    async def _attempt(self, lane: str, row: tuple[Any, ...]) -> None:
+    async def _attempt(self, lane: str, row: Row) -> None:
         rowid, key, action, room_s, target_s, payload, attempts, _next, created = row
         room = RoomRef.parse(room_s)
         adapter = self._adapters.get(room.platform)
@@ -294,15 +327,15 @@ class Delivery:
             await self._retry(lane, rowid, key, attempts, created, str(exc), exc.retry_after)
         except PermanentSendError as exc:
             log.warning("delivery %s to %s failed for good: %s", key, room, exc)
-            await self._finish(rowid, FAILED, None, str(exc))
+            await self._finish(lane, rowid, FAILED, None, str(exc))
         except Exception as exc:
             log.exception("delivery %s to %s raised unexpectedly", key, room)
             if attempts + 1 >= _MAX_UNEXPECTED:
-                await self._finish(rowid, FAILED, None, f"unexpected: {exc!r}")
+                await self._finish(lane, rowid, FAILED, None, f"unexpected: {exc!r}")
             else:
                 await self._retry(lane, rowid, key, attempts, created, f"unexpected: {exc!r}", None)
         else:
-            await self._finish(rowid, SENT, message_id, None)
+            await self._finish(lane, rowid, SENT, message_id, None)
 
     async def _perform(
         self,
@@ -374,7 +407,7 @@ class Delivery:
         now = self._clock.now().timestamp()
         if now - created > self._give_up_after.total_seconds():
             log.error("delivery %s given up after %d attempts: %s", key, attempts + 1, error)
-            await self._finish(rowid, FAILED, None, error)
+            await self._finish(lane, rowid, FAILED, None, error)
             return
         delay = min(self._backoff_max, self._backoff_base * 2**attempts)
         delay = delay * (0.5 + random.random() / 2)  # jitter: retries of many lanes spread out
@@ -382,16 +415,25 @@ class Delivery:
             delay = max(delay, retry_after)
         log.info("delivery %s failed (%s); retry %d in %.1fs", key, error, attempts + 1, delay)
         self._not_before[lane] = asyncio.get_running_loop().time() + delay
+        fresh = self._fresh.get(lane)
+        if fresh and fresh[0][0] == rowid:
+            head = fresh[0]
+            fresh[0] = (*head[:6], attempts + 1, now + delay, *head[8:])
         await self._db.execute(
             "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?",
             (attempts + 1, now + delay, error, rowid),
         )
 
     async def _finish(
-        self, rowid: int, status: str, message_id: str | None, error: str | None
+        self, lane: str, rowid: int, status: str, message_id: str | None, error: str | None
     ) -> None:
         await self._db.execute(
             "UPDATE outbox SET status = ?, message_id = ?, last_error = ?, payload = NULL,"
             " done_at = ? WHERE id = ?",
             (status, message_id, error, self._clock.now().timestamp(), rowid),
         )
+        fresh = self._fresh.get(lane)
+        if fresh and fresh[0][0] == rowid:
+            fresh.popleft()
+            if not fresh:
+                del self._fresh[lane]

@@ -107,9 +107,13 @@ async def test_pending_work_resumes_after_restart(tmp_path: Path) -> None:
 
     up = RecordingAdapter()
     db, delivery = await open_delivery(tmp_path / "d.db", up)
-    # A restarted bot tries pending work at once, whatever the old retry time was.
-    await until(lambda: len(up.sent) == 2)
-    assert up.texts() == ["one", "two"]
+    # A restarted bot tries pending work at once, whatever the old retry time was, and
+    # what is queued after the restart goes behind it.
+    await delivery.send("late3", ROOM, OutgoingMessage("three"))
+    await until(lambda: len(up.sent) == 3)
+    assert up.texts() == ["one", "two", "three"]
+    await delivery.send("late4", ROOM, OutgoingMessage("four"))
+    await until(lambda: len(up.sent) == 4)
     await delivery.stop()
     await db.close()
 
