@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Final
 
@@ -32,6 +33,7 @@ from bot.adapters.discord.polls import PollBook
 from bot.adapters.discord.receiver import Receiver, RoleCache
 from bot.adapters.discord.webhooks import Webhooks
 from bot.core.clock import Clock
+from bot.core.errors import PermanentSendError, TransientSendError
 from bot.core.i18n import Translator
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import AdapterHost
@@ -42,6 +44,8 @@ from bot.storage.state import AdapterState
 log = logging.getLogger(__name__)
 
 _LOCALES: Final = Path(__file__).parent / "locales"
+# A room's check is reused this long: a refused check counts towards the AuthBrake.
+ROOM_CHECK_TTL: Final = 60.0
 
 
 class DiscordAdapter:
@@ -97,6 +101,7 @@ class DiscordAdapter:
         self._stopping = False
         self.problem: str | None = None
         self.commands_synced = 0
+        self._room_checks: dict[int, tuple[float, str | None]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -323,6 +328,51 @@ class DiscordAdapter:
             return None
         gid = data.get("guild_id")
         return int(str(gid)) if gid else None
+
+    async def check_room(self, room: RoomRef) -> str | None:
+        """Why the bot cannot relay into `room`, or None when it can: the channel must be
+        visible, allow posting, and give a webhook (attributed posts go through it)."""
+        cid = channel_id(room)
+        client = self.client
+        if client is None or client.user is None:
+            return self.problem or self._t("discord.room_offline", self._language)
+        cached = self._room_checks.get(cid)
+        if cached is not None and time.monotonic() - cached[0] < ROOM_CHECK_TTL:
+            return cached[1]
+        try:
+            problem = await self._room_problem(client, cid)
+        except TransientSendError:
+            return None  # Discord is not answering now: no verdict on the room
+        self._room_checks[cid] = (time.monotonic(), problem)
+        return problem
+
+    async def _room_problem(self, client: GatewayClient, cid: int) -> str | None:
+        channel = client.get_channel(cid)
+        if channel is None:
+            try:
+                async with boundary(self.brake):
+                    await client.http.get_channel(cid)
+            except PermanentSendError as exc:
+                return self._t("discord.room_unseen", self._language, error=str(exc))
+        guild = getattr(channel, "guild", None)
+        me = guild.me if guild is not None else None
+        if isinstance(channel, discord.abc.GuildChannel) and me is not None:
+            perms = channel.permissions_for(me)
+            needed = {
+                "View Channel": perms.view_channel,
+                "Send Messages": perms.send_messages,
+                "Manage Webhooks": perms.manage_webhooks,
+            }
+            missing = [name for name, ok in needed.items() if not ok]
+            if missing:
+                return self._t(
+                    "discord.room_permissions", self._language, missing=", ".join(missing)
+                )
+        try:
+            await self.webhooks.hook(client, cid)
+        except PermanentSendError as exc:
+            return self._t("discord.room_no_webhook", self._language, error=str(exc))
+        return None
 
     def health(self) -> dict[str, str]:
         client = self.client

@@ -46,9 +46,13 @@ def sender_of(user: discord.abc.User | discord.Member | None, user_id: int | Non
 def message_event(message: discord.Message) -> MessageReceived:
     room = room_of(message.channel.id)
     reply_to = None
+    reply_quote = None
     ref = message.reference
     if ref is not None and ref.message_id is not None and message.type is discord.MessageType.reply:
         reply_to = MessageRef(room_of(ref.channel_id or message.channel.id), str(ref.message_id))
+        # What the answered message said, for rooms where it cannot be linked.
+        if isinstance(ref.resolved, discord.Message):
+            reply_quote = f"{ref.resolved.author.display_name}: {ref.resolved.clean_content}"
     return MessageReceived(
         event_id=f"m{message.id}",
         room=room,
@@ -67,6 +71,7 @@ def message_event(message: discord.Message) -> MessageReceived:
             for a in message.attachments
         ),
         reply_to=reply_to,
+        reply_quote=reply_quote,
         is_notice=message.author.bot,
     )
 

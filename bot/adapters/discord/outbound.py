@@ -127,10 +127,14 @@ class Outbound:
                 raise PermanentSendError("the interaction expired; its private answer is dropped")
             message = _without_reply(message)  # the interaction expired: post in the channel
         if message.attribution is not None and message.poll is None and not message.buttons:
+            # A webhook cannot answer a message: a link to the answered one goes first.
+            link = self._jump_url(cid, message.reply_to)
+            if link is not None:
+                parts = split_text(f"-# ↪ {link}\n{text}", MESSAGE_LIMIT)
             first = await self._webhooks.post(
                 self._client(),
                 cid,
-                parts or ["…"],
+                parts or ["" if uploads else "…"],
                 token,
                 username=message.attribution.label,
                 avatar_url=message.attribution.avatar_url,
@@ -139,6 +143,14 @@ class Outbound:
             self.sent += 1
             return MessageRef(room, str(first))
         return await self._send_parts(room, cid, message, parts, uploads, token)
+
+    def _jump_url(self, cid: int, reply_to: MessageRef | None) -> str | None:
+        if reply_to is None or not reply_to.id.isdigit() or reply_to.room.id != str(cid):
+            return None
+        guild = getattr(self._client().get_channel(cid), "guild", None)
+        if guild is None:
+            return None
+        return f"https://discord.com/channels/{guild.id}/{cid}/{reply_to.id}"
 
     async def _send_parts(
         self,
@@ -208,6 +220,11 @@ class Outbound:
     async def edit(self, target: MessageRef, message: OutgoingMessage, token: str) -> None:
         cid, mid = channel_id(target.room), message_id(target)
         text = split_text(message.text, MESSAGE_LIMIT)[0] if message.text.strip() else "…"
+        if message.attribution is not None:
+            # An attributed post is our webhook's: the bot's own edit would be refused
+            # with a 403, and refusals count towards the AuthBrake.
+            await self._webhooks.edit(self._client(), cid, mid, text)
+            return
         partial = self._client().get_partial_messageable(cid).get_partial_message(mid)
         try:
             async with boundary(self._brake):

@@ -5,7 +5,8 @@ the state was lost), never created anew per restart. Executing it goes through o
 plain request per attempt rather than discord.py's webhook client, which resends on a
 5xx: Discord may have stored the message before failing, and a webhook has no nonce.
 So every attempt is recorded first, and a retry looks in the channel's history for a
-message of this webhook with this content before sending again.
+message of this webhook with this content before sending again: only among messages after
+our last post in the channel, so that the same words said twice are two posts.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Webhooks:
         self._session: aiohttp.ClientSession | None = None
         self.sent = 0
         self.recovered = 0
+        self._last: dict[int, int] = {}  # channel id -> our last post through its webhook
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -124,8 +126,12 @@ class Webhooks:
             key = f"whsend:{token}:{i}"
             done = await self._already_sent(client, channel_id, hook, key, part, name)
             if done is None:
-                # Recorded before sending: a retry after a failure knows to look first.
+                # Recorded before sending: a retry after a failure knows to look first, at
+                # what came after this point. Five minutes back, as clocks differ; but not
+                # before our last post here, or an earlier post of the same words by the
+                # same person would be taken for this one and this one never sent.
                 marker = discord.utils.time_snowflake(discord.utils.utcnow() - timedelta(minutes=5))
+                marker = max(marker, await self._last_post(channel_id))
                 await self._state.set(key, f"try:{marker}")
                 body: dict[str, Any] = {
                     "content": part,
@@ -136,13 +142,30 @@ class Webhooks:
                     body["avatar_url"] = avatar_url
                 last = i == len(parts) - 1
                 done = await self._execute(channel_id, hook, body, uploads if last else [])
-                await self._state.set(key, f"sent:{done}")
+                await self._posted(channel_id, done)
+                if not last:
+                    # The last part's record goes right below; a crash before that
+                    # finds the post in the history after the marker.
+                    await self._state.set(key, f"sent:{done}")
                 self.sent += 1
             first = done if first is None else first
         assert first is not None
         # Every part is out: the per-part records have served their purpose.
         await self._state.delete_prefix(f"whsend:{token}:")
         return first
+
+    async def _last_post(self, channel_id: int) -> int:
+        last = self._last.get(channel_id)
+        if last is None:
+            raw = await self._state.get(f"whlast:{channel_id}")
+            last = int(raw) if raw and raw.isdigit() else 0
+            self._last[channel_id] = last
+        return last
+
+    async def _posted(self, channel_id: int, message_id: int) -> None:
+        if message_id > await self._last_post(channel_id):
+            self._last[channel_id] = message_id
+            await self._state.set(f"whlast:{channel_id}", str(message_id))
 
     async def _already_sent(
         self,
@@ -170,6 +193,7 @@ class Webhooks:
             ):
                 log.info("webhook post %s was stored before failing: not sent again", key)
                 self.recovered += 1
+                await self._posted(channel_id, int(data["id"]))
                 await self._state.set(key, f"sent:{data['id']}")
                 return int(data["id"])
         return None

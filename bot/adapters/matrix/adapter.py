@@ -79,6 +79,7 @@ class MatrixAdapter:
         self._threads: _Lru = _Lru()
         self._reactions: _Lru = _Lru()
         self._recent: _Lru = _Lru()  # ids handled in this run
+        self._names: _Lru = _Lru()  # members' names fetched after a restart
         self._creator_cache: dict[str, set[str]] = {}
         self.ready_seconds: float | None = None
 
@@ -202,8 +203,7 @@ class MatrixAdapter:
         if event_id in self._recent or (maybe_repeat and await self._state.seen(event_id)):
             return False
         room_key = self._room_ref(room_id).id
-        room = client.rooms.get(room_id)
-        name = (room.user_name(sender) if room else None) or str(sender)
+        name = await self._display_name(room_id, str(sender))
         core = inbound.convert(
             room_key,
             source,
@@ -222,6 +222,30 @@ class MatrixAdapter:
         if mark:
             await self._state.mark_seen(event_id, self._clock.now())
         return True
+
+    async def _display_name(self, room_id: str, user_id: str) -> str:
+        """The sender's name in the room. After a restart the sync resumes from its
+        position without the member list, so an unknown member is asked for once."""
+        assert self._client is not None
+        room = self._client.rooms.get(room_id)
+        if room is not None and user_id in room.users:
+            return str(room.user_name(user_id) or user_id)
+        cached = self._names.get(f"{room_id}|{user_id}")
+        if isinstance(cached, str):
+            return cached
+        path = (
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state/m.room.member/"
+            f"{quote(user_id, safe='')}"
+        )
+        try:
+            status, member = await api(self._client, "GET", path)
+        except Exception as exc:  # a name is not worth dropping the event for
+            log.warning("cannot read the name of %s in %s: %s", user_id, room_id, exc)
+            return user_id
+        name = member.get("displayname") if status == 200 else None
+        found = name if isinstance(name, str) and name.strip() else user_id
+        self._names.remember(f"{room_id}|{user_id}", found)
+        return found
 
     async def _inline_media(self, source: dict[str, Any]) -> bytes | None:
         content = source.get("content")

@@ -29,6 +29,7 @@ MEDIA_MSGTYPES = {"m.image", "m.file", "m.video", "m.audio"}
 TEXT_MSGTYPES = {"m.text", "m.notice", "m.emote"}
 
 _REPLY_FALLBACK_HTML = re.compile(r"^<mx-reply>.*?</mx-reply>", re.DOTALL)
+_FALLBACK_SENDER = re.compile(r"^(?:\* )?<([^>]+)> (.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,22 @@ def strip_reply_fallback(body: str) -> str:
     if i < len(lines) and lines[i] == "":
         i += 1
     return "\n".join(lines[i:])
+
+
+def fallback_quote(body: str) -> str | None:
+    """The quoted original of a reply's fallback (`> <@anna:hs> text`) as "sender: text",
+    or None without a fallback (newer clients send none)."""
+    if not body.startswith("> "):
+        return None
+    quoted = []
+    for line in body.split("\n"):
+        if not line.startswith(">"):
+            break
+        quoted.append(line[1:].removeprefix(" "))
+    match = _FALLBACK_SENDER.match(" ".join(quoted))
+    if match is None:
+        return None
+    return f"{match[1]}: {match[2].strip()}"
 
 
 def media_of(content: dict[str, Any]) -> Media | None:
@@ -148,12 +165,19 @@ def convert(
             reply_to = MessageRef(room, reply_id)
         body = str(content.get("body", ""))
         html = _html(content)
+        reply_quote = None
         if reply_to is not None:
+            reply_quote = fallback_quote(body)
             body = strip_reply_fallback(body)
             html = _REPLY_FALLBACK_HTML.sub("", html) if html else html
         attachments: tuple[Attachment, ...] = ()
         if msgtype in MEDIA_MSGTYPES:
             attachments = (attachment_of(content, attachment_data),)
+            # A media event's body is its file name, or a caption when `filename` is
+            # given apart (MSC2530): only a caption is text.
+            filename = content.get("filename")
+            if not (isinstance(filename, str) and filename and filename != body):
+                body, html = "", None
         return MessageReceived(
             **base,
             ref=MessageRef(room, event_id),
@@ -161,6 +185,7 @@ def convert(
             html=html,
             attachments=attachments,
             reply_to=reply_to,
+            reply_quote=reply_quote,
             thread=thread,
             is_notice=msgtype == "m.notice",
         )

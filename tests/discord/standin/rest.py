@@ -242,12 +242,16 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
     @route("GET", "/channels/{channel_id}/webhooks")
     async def list_webhooks(request: web.Request) -> web.Response:
         channel = s.channel(request.match_info["channel_id"])
+        if channel.id in s.no_webhooks:
+            raise ApiError(403, 50013, "Missing Permissions")
         hooks = [w for w in s.webhooks.values() if w.channel_id == channel.id]
         return json_response([w.payload(s.users[w.creator_id]) for w in hooks])
 
     @route("POST", "/channels/{channel_id}/webhooks")
     async def create_webhook(request: web.Request) -> web.Response:
         channel = s.channel(request.match_info["channel_id"])
+        if channel.id in s.no_webhooks:
+            raise ApiError(403, 50013, "Missing Permissions")
         name = str((request[JSON_KEY] or {}).get("name") or "")
         check_webhook_name(name)
         hook = Webhook(s.ids.next(), channel.id, channel.guild_id, name, new_token(), s.bot.id)

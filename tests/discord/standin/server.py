@@ -61,6 +61,8 @@ class StandIn:
         self.interactions: dict[int, Interaction] = {}
         self.commands: dict[str, list[Json]] = {}  # "global" or guild id -> commands
         self.requests: list[Recorded] = []
+        # Channels where the bot lacks Manage Webhooks: their webhook routes answer 403.
+        self.no_webhooks: set[int] = set()
         self.frames: list[Frame] = []
         self.limiter = RateLimiter()
         self.gateway = Gateway(
