@@ -103,10 +103,13 @@ class Delivery:
         # is no entry, so pending work is tried at once.
         self._not_before: dict[str, float] = {}
         # Rows submitted by this process and not yet finished, per lane, in order: the
-        # lane takes its next row from here without reading it back from the database.
-        # Lanes resumed after a restart read from the database until they have drained.
+        # lane takes its next row from here without reading it back from the database,
+        # once the database has shown that nothing older is pending in it. Until then
+        # (a lane's first turn in this process) it reads the database: rows left by the
+        # previous process go first, also when new rows are queued before `start()`
+        # (adapters catch up and plugins relay while starting).
         self._fresh: dict[str, deque[Row]] = {}
-        self._resumed: set[str] = set()
+        self._drained: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
@@ -238,7 +241,6 @@ class Delivery:
             "SELECT DISTINCT lane FROM outbox WHERE status = ?", (PENDING,)
         )
         for (lane,) in rows:
-            self._resumed.add(str(lane))
             self._wake(str(lane))
         if rows:
             log.info("resuming delivery in %d lane(s)", len(rows))
@@ -296,16 +298,18 @@ class Delivery:
 
     async def _head(self, lane: str) -> Row | None:
         """The lane's oldest pending row."""
-        if lane not in self._resumed:
-            fresh = self._fresh.get(lane)
+        fresh = self._fresh.get(lane)
+        if lane in self._drained:
             return fresh[0] if fresh else None
         row = await self._db.fetchone(
             "SELECT id, key, action, room, target, payload, attempts, next_attempt,"
             " created_at FROM outbox WHERE lane = ? AND status = ? ORDER BY id LIMIT 1",
             (lane, PENDING),
         )
-        if row is None:
-            self._resumed.discard(lane)
+        if row is None or (fresh and fresh[0][0] == row[0]):
+            # Nothing from before this process is left: from now on the lane is the rows
+            # this process queued, in order.
+            self._drained.add(lane)
         return row
 
     def _settle(self) -> None:

@@ -160,3 +160,26 @@ async def test_reply_by_key_waits_for_its_target(tmp_path: Path) -> None:
     assert lost is not None and lost.reply_to is None
     await delivery.stop()
     await db.close()
+
+
+async def test_rows_left_by_a_crash_go_before_rows_queued_while_starting(tmp_path: Path) -> None:
+    down = RecordingAdapter(failures=[transient(retry_after=60)])
+    db, delivery = await open_delivery(tmp_path / "d.db", down)
+    await delivery.send("old1", ROOM, OutgoingMessage("old one"))
+    await delivery.send("old2", ROOM, OutgoingMessage("old two"))
+    await until(lambda: not down.failures)
+    await delivery.stop()
+    await db.close()
+
+    # A new process: adapters catch up and plugins queue work before delivery starts.
+    up = RecordingAdapter()
+    db = await Database.open(tmp_path / "d.db")
+    clock = FakeClock(datetime(2026, 12, 1, 13, tzinfo=UTC))
+    delivery = Delivery(db, clock, {"console": up}, backoff_base=0.01)
+    await delivery.send("new1", ROOM, OutgoingMessage("new one"))
+    await delivery.start()
+    await delivery.send("new2", ROOM, OutgoingMessage("new two"))
+    await until(lambda: len(up.sent) == 4)
+    assert up.texts() == ["old one", "old two", "new one", "new two"]
+    await delivery.stop()
+    await db.close()
