@@ -102,6 +102,9 @@ class Delivery:
         # about the platform's health, not the bot's notion of time. After a restart there
         # is no entry, so pending work is tried at once.
         self._not_before: dict[str, float] = {}
+        # Lanes waiting out our own backoff (not a server's retry-after), by platform:
+        # `retry_now` cuts their wait short when the platform is back.
+        self._backing_off: dict[str, str] = {}
         # Rows submitted by this process and not yet finished, per lane, in order: the
         # lane takes its next row from here without reading it back from the database,
         # once the database has shown that nothing older is pending in it. Until then
@@ -260,6 +263,17 @@ class Delivery:
             return False
         return True
 
+    def retry_now(self, platform: str) -> int:
+        """Retry at once the lanes backing off from `platform`; returns how many."""
+        lanes = [lane for lane, p in self._backing_off.items() if p == platform]
+        for lane in lanes:
+            del self._backing_off[lane]
+            self._not_before.pop(lane, None)
+            self._wake(lane)
+        if lanes:
+            log.info("%s is back: retrying %d waiting lane(s) now", platform, len(lanes))
+        return len(lanes)
+
     def _wake(self, lane: str) -> None:
         if self._stopping:
             return
@@ -328,6 +342,10 @@ class Delivery:
                 raise PermanentSendError(f"the {room.platform} adapter is not enabled")
             message_id = await self._perform(adapter, key, action, room, target_s, payload)
         except TransientSendError as exc:
+            if exc.retry_after is None:
+                self._backing_off[lane] = room.platform
+            else:
+                self._backing_off.pop(lane, None)
             await self._retry(lane, rowid, key, attempts, created, str(exc), exc.retry_after)
         except PermanentSendError as exc:
             log.warning("delivery %s to %s failed for good: %s", key, room, exc)
@@ -436,6 +454,7 @@ class Delivery:
             " done_at = ? WHERE id = ?",
             (status, message_id, error, self._clock.now().timestamp(), rowid),
         )
+        self._backing_off.pop(lane, None)
         fresh = self._fresh.get(lane)
         if fresh and fresh[0][0] == rowid:
             fresh.popleft()

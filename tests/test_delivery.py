@@ -183,3 +183,28 @@ async def test_rows_left_by_a_crash_go_before_rows_queued_while_starting(tmp_pat
     assert up.texts() == ["old one", "old two", "new one", "new two"]
     await delivery.stop()
     await db.close()
+
+
+async def test_a_platform_back_is_retried_at_once_but_rate_limits_are_kept(
+    tmp_path: Path,
+) -> None:
+    adapter = RecordingAdapter(failures=[transient()])
+    db = await Database.open(tmp_path / "d.db")
+    await core_migrations.upgrade(db)
+    clock = FakeClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
+    # A backoff far longer than the test: only retry_now can get the post out in time.
+    delivery = Delivery(db, clock, {"console": adapter}, backoff_base=600, backoff_max=600)
+    await delivery.start()
+    await delivery.send("k", ROOM, OutgoingMessage("after the outage"))
+    await until(lambda: not adapter.failures)
+    assert delivery.retry_now("matrix") == 0
+    assert delivery.retry_now("console") == 1
+    await until(lambda: adapter.texts() == ["after the outage"])
+
+    adapter.failures.append(transient(retry_after=600))
+    await delivery.send("k2", ROOM, OutgoingMessage("rate limited"))
+    await until(lambda: not adapter.failures)
+    assert delivery.retry_now("console") == 0
+    assert adapter.texts() == ["after the outage"]
+    await delivery.stop()
+    await db.close()

@@ -36,6 +36,12 @@ class AdapterHost(Protocol):
         """Translate; adapters use it for the few texts they write themselves."""
         ...
 
+    def connection_restored(self) -> None:
+        """The platform answers again after failing: posts waiting out a backoff for it
+        are retried now rather than after the backoff (a server's own retry-after, a
+        rate limit, is still honoured)."""
+        ...
+
 
 class Adapter(Protocol):
     platform: str

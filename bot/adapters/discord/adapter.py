@@ -127,6 +127,7 @@ class DiscordAdapter:
             associations=self._associations,
             translate=lambda key: self._t(key, self._language),
             is_own=self._is_own,
+            connected=host.connection_restored,
         )
         self.receiver = receiver
         self.client = GatewayClient(

@@ -56,6 +56,8 @@ class Sink(Protocol):
 
     async def new_session(self) -> None: ...
     async def ready(self) -> None: ...
+
+    async def resumed(self) -> None: ...
     async def message(self, message: discord.Message) -> None: ...
     async def message_edit(self, payload: discord.RawMessageUpdateEvent) -> None: ...
     async def message_delete(self, payload: discord.RawMessageDeleteEvent) -> None: ...
@@ -135,6 +137,10 @@ class GatewayClient(discord.Client):
 
     async def on_ready(self) -> None:
         await self._sink.ready()
+
+    async def on_resumed(self) -> None:
+        # The gateway is back after a drop: what waits for Discord may go now.
+        await self._sink.resumed()
 
     async def on_message(self, message: discord.Message) -> None:
         await self._sink.message(message)

@@ -70,7 +70,9 @@ class Receiver:
         associations: Mapping[str, str],
         translate: Callable[[str], str],
         is_own: Callable[[int | None, int | None], bool],
+        connected: Callable[[], None] = lambda: None,
     ) -> None:
+        self._connected = connected
         self._inbound = inbound
         self._interactions = interactions
         self._polls = polls
@@ -90,6 +92,10 @@ class Receiver:
     async def ready(self) -> None:
         self.ready_count += 1
         self._inbound.catch_up_all()
+        self._connected()
+
+    async def resumed(self) -> None:
+        self._connected()
 
     async def message(self, message: discord.Message) -> None:
         self._inbound.message(message)

@@ -107,7 +107,9 @@ class MatrixAdapter:
 
     async def _connect(self, client: AsyncClient, host: AdapterHost, new_device: bool) -> None:
         self._outbound = Outbound(client, self._thread_of)
-        self._sync = SyncLoop(client, self._state, self._on_event, self._on_invite)
+        self._sync = SyncLoop(
+            client, self._state, self._on_event, self._on_invite, host.connection_restored
+        )
         await self._join_configured(host.rooms(self.platform))
         await self._sync.prepare()
         if client.should_upload_keys:

@@ -26,6 +26,8 @@ from bot.storage.state import AdapterState
 
 log = logging.getLogger(__name__)
 
+SYNC_RETRY_MAX: Final = 10.0
+
 TOKEN_KEY: Final = "sync_token"
 TIMELINE_LIMIT: Final = 200
 LONG_POLL_MS: Final = 30_000
@@ -70,11 +72,13 @@ class SyncLoop:
         state: AdapterState,
         on_event: EventHandler,
         on_invite: InviteHandler,
+        on_recovered: Callable[[], None] = lambda: None,
     ) -> None:
         self._client = client
         self._state = state
         self._on_event = on_event
         self._on_invite = on_invite
+        self._on_recovered = on_recovered
         self._filter = sync_filter(client.user_id)
         self._known_rooms: set[str] = set()
         self._filter_id: str | None = None
@@ -144,8 +148,10 @@ class SyncLoop:
                 answer = self._pending
                 self._pending = None
                 if answer is None:
+                    # After a failure, a sync that returns at once: a long poll would
+                    # hold back the news that the server is back until events come.
                     request = asyncio.ensure_future(
-                        self._sync(since=self._token, timeout=LONG_POLL_MS)
+                        self._sync(since=self._token, timeout=0 if failures else LONG_POLL_MS)
                     )
                     if self._save_due:
                         # Saved while the next long poll waits, and after the replies the
@@ -160,7 +166,9 @@ class SyncLoop:
                         answer = request.result()
                     except (SyncError, aiohttp.ClientError, TimeoutError) as exc:
                         failures += 1
-                        delay = min(30.0, 0.5 * 2**failures)
+                        # Capped low: a failed sync is cheap, and the first one that
+                        # succeeds releases every post that waits for the homeserver.
+                        delay = min(SYNC_RETRY_MAX, 0.5 * 2**failures)
                         self.last_error = str(exc)
                         # The server refusing (a revoked token, say) needs a person;
                         # the network failing usually does not.
@@ -169,6 +177,9 @@ class SyncLoop:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stopped.wait(), delay)
                         continue
+                if failures:
+                    # The homeserver answers again: posts waiting for it may go now.
+                    self._on_recovered()
                 failures = 0
                 self.last_error = None
                 try:
