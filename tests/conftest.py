@@ -1,4 +1,5 @@
-"""Fixtures shared by every test folder: the session's one Synapse and its users."""
+"""Fixtures shared by every test folder: the session's one Synapse and its users, and a
+Discord stand-in with a guild."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import discord
 import pytest
+from discord.gateway import DiscordWebSocket
 
+from tests.discord.botrun import World, build_world
+from tests.discord.standin import StandIn
 from tests.matrix.synapse import Synapse, SynapseMissing, synapse_python
 from tests.matrix.users import User
 
@@ -41,3 +46,21 @@ async def users(synapse: Synapse) -> AsyncIterator[Callable[..., Awaitable[User]
     yield make
     for user in made:
         await user.close()
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[StandIn]:
+    base, gateway = discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+    server = StandIn()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        # The adapter sets these process-wide: leave them as they were.
+        discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
+
+
+@pytest.fixture
+def world(standin: StandIn) -> World:
+    return build_world(standin)

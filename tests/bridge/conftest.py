@@ -11,12 +11,9 @@ import pytest
 
 from tests.bridge.live import BridgeEnv, Cdn, make_env
 from tests.discord.botrun import World
-from tests.discord.conftest import standin, world
 from tests.discord.standin import StandIn
 from tests.matrix.synapse import Synapse
 from tests.matrix.users import User
-
-__all__ = ["bridge_env", "cdn", "standin", "world"]
 
 
 @pytest.fixture

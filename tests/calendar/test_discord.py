@@ -4,13 +4,8 @@ counts as an answer (a later press replaces the earlier one)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-
-import discord
-import pytest
-from discord.gateway import DiscordWebSocket
 
 from bot.adapters.discord import DiscordAdapter
 from bot.app import App
@@ -22,25 +17,12 @@ from bot.storage.state import AdapterState
 from plugins.calendar import CalendarPlugin
 from plugins.calendar.arming import RSVP_NO, RSVP_YES
 from tests.calendar.support import feed_toml, fixture_copy
-from tests.discord.botrun import FAST, World, build_world
-from tests.discord.standin import StandIn
+from tests.discord.botrun import FAST, World
 from tests.support import settings_from
 
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
 WEEK_BEFORE = datetime(2026, 12, 1, 17, tzinfo=UTC)  # single.ics: 8 December 18.00
 UID, OCC = "single-1@test.example", "20261208T170000Z"
-
-
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    base, gateway = discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
-    server = StandIn()
-    await server.start()
-    try:
-        yield build_world(server)
-    finally:
-        await server.stop()
-        discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
 
 
 async def test_reminders_reach_discord_with_buttons_that_answer(
