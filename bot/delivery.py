@@ -14,69 +14,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from bot.core.clock import Clock
 from bot.core.errors import PermanentSendError, TransientSendError
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
 from bot.core.refs import MessageRef, RoomRef
+from bot.outbox import FAILED, PENDING, SENT, LaneHealth, Outbox, Row, Target, token_for
 from bot.storage.database import Database
 
 log = logging.getLogger(__name__)
-
-# An outbox row as the lanes handle it: id, key, action, room, target, payload, attempts,
-# next attempt, created at.
-Row = tuple[Any, ...]
-
-PENDING: Final = "pending"
-SENT: Final = "sent"
-FAILED: Final = "failed"
 
 # An unexpected exception from an adapter is our bug or theirs: retried a few times in
 # case it was passing, then given up with the traceback in the log.
 _MAX_UNEXPECTED: Final = 5
 
-
-def token_for(key: str) -> str:
-    """The idempotency token of a delivery key: 24 hex characters (a Discord nonce
-    holds 25), the same on every attempt."""
-    return hashlib.sha256(key.encode()).hexdigest()[:24]
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What an edit, deletion or reaction acts on: a platform message, or the message
-    that another delivery key posted (resolved when that one has been sent)."""
-
-    ref: MessageRef | None = None
-    key: str | None = None
-
-    def encode(self) -> str:
-        if self.ref is not None:
-            return f"ref:{self.ref}"
-        if self.key is not None:
-            return f"key:{self.key}"
-        raise ValueError("empty target")
-
-    @classmethod
-    def decode(cls, raw: str) -> Target:
-        kind, _, value = raw.partition(":")
-        return cls(ref=MessageRef.parse(value)) if kind == "ref" else cls(key=value)
-
-
-@dataclass(frozen=True, slots=True)
-class LaneHealth:
-    lane: str
-    backlog: int
-    last_error: str | None
+__all__ = ["FAILED", "PENDING", "SENT", "Delivery", "LaneHealth", "Target", "token_for"]
 
 
 class Delivery:
@@ -90,7 +49,7 @@ class Delivery:
         backoff_max: float = 300.0,
         give_up_after: timedelta = timedelta(days=1),
     ) -> None:
-        self._db = db
+        self._outbox = Outbox(db)
         self._clock = clock
         self._adapters = adapters
         self._backoff_base = backoff_base
@@ -168,36 +127,10 @@ class Delivery:
     ) -> bool:
         lane = lane or str(room)
         now = self._clock.now().timestamp()
-        rowid = await self._db.insert(
-            "INSERT INTO outbox (key, lane, action, room, target, payload, status, attempts,"
-            " next_attempt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
-            " ON CONFLICT (key) DO NOTHING",
-            (
-                key,
-                lane,
-                action,
-                str(room),
-                target.encode() if target else None,
-                payload,
-                PENDING,
-                now,
-                now,
-            ),
-        )
-        if rowid is None:
+        row = await self._outbox.insert(key, lane, action, room, target, payload, now)
+        if row is None:
             log.debug("delivery %s already known; not queued again", key)
             return False
-        row = (
-            rowid,
-            key,
-            action,
-            str(room),
-            target.encode() if target else None,
-            payload,
-            0,
-            now,
-            now,
-        )
         self._fresh.setdefault(lane, deque()).append(row)
         self._wake(lane)
         return True
@@ -205,48 +138,31 @@ class Delivery:
     # -- looking up ------------------------------------------------------------------
 
     async def status(self, key: str) -> str | None:
-        value = await self._db.fetchval("SELECT status FROM outbox WHERE key = ?", (key,))
-        return str(value) if value is not None else None
+        return await self._outbox.status(key)
 
     async def message_ref(self, key: str) -> MessageRef | None:
-        row = await self._db.fetchone(
-            "SELECT room, message_id FROM outbox WHERE key = ? AND status = ?", (key, SENT)
-        )
-        if row is None or row[1] is None:
-            return None
-        return MessageRef(RoomRef.parse(row[0]), str(row[1]))
+        return await self._outbox.message_ref(key)
 
     async def key_for(self, ref: MessageRef) -> str | None:
         """The delivery key that posted `ref`, if we posted it."""
-        value = await self._db.fetchval(
-            "SELECT key FROM outbox WHERE room = ? AND message_id = ?", (str(ref.room), ref.id)
-        )
-        return str(value) if value is not None else None
+        return await self._outbox.key_for(ref)
 
     async def health(self) -> list[LaneHealth]:
-        rows = await self._db.fetchall(
-            "SELECT lane, COUNT(*), MAX(last_error) FROM outbox WHERE status = ? GROUP BY lane",
-            (PENDING,),
-        )
-        return [LaneHealth(str(r[0]), int(r[1]), r[2]) for r in rows]
+        return await self._outbox.health()
 
     async def purge(self, before: datetime) -> int:
         """Forget finished deliveries older than `before` (their keys may then recur)."""
-        return await self._db.execute(
-            "DELETE FROM outbox WHERE status <> ? AND done_at < ?", (PENDING, before.timestamp())
-        )
+        return await self._outbox.purge(before)
 
     # -- running ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Resume every lane with pending work (after a restart)."""
-        rows = await self._db.fetchall(
-            "SELECT DISTINCT lane FROM outbox WHERE status = ?", (PENDING,)
-        )
-        for (lane,) in rows:
-            self._wake(str(lane))
-        if rows:
-            log.info("resuming delivery in %d lane(s)", len(rows))
+        lanes = await self._outbox.pending_lanes()
+        for lane in lanes:
+            self._wake(lane)
+        if lanes:
+            log.info("resuming delivery in %d lane(s)", len(lanes))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -315,11 +231,7 @@ class Delivery:
         fresh = self._fresh.get(lane)
         if lane in self._drained:
             return fresh[0] if fresh else None
-        row = await self._db.fetchone(
-            "SELECT id, key, action, room, target, payload, attempts, next_attempt,"
-            " created_at FROM outbox WHERE lane = ? AND status = ? ORDER BY id LIMIT 1",
-            (lane, PENDING),
-        )
+        row = await self._outbox.oldest(lane)
         if row is None or (fresh and fresh[0][0] == row[0]):
             # Nothing from before this process is left: from now on the lane is the rows
             # this process queued, in order.
@@ -370,10 +282,10 @@ class Delivery:
     ) -> str | None:
         token = token_for(key)
         if action == "send":
-            message = await self._with_reply(OutgoingMessage.from_json(payload or "{}"))
+            message = await self._outbox.with_reply(OutgoingMessage.from_json(payload or "{}"))
             ref = await adapter.send(room, message, token)
             return ref.id
-        target = await self._resolve(Target.decode(target_s or ""))
+        target = await self._outbox.resolve(Target.decode(target_s or ""))
         if action == "edit":
             await adapter.edit(target, OutgoingMessage.from_json(payload or "{}"), token)
             return target.id
@@ -389,32 +301,6 @@ class Delivery:
             )
             return ended.id if ended else None
         raise PermanentSendError(f"unknown delivery action {action!r}")
-
-    async def _with_reply(self, message: OutgoingMessage) -> OutgoingMessage:
-        """Resolve `reply_to_key`: wait while that post is pending; if it was never
-        posted, send without the reply rather than not at all."""
-        if message.reply_to_key is None or message.reply_to is not None:
-            return message
-        try:
-            ref = await self._resolve(Target(key=message.reply_to_key))
-        except PermanentSendError:
-            log.info("reply target %s was not posted; sending without it", message.reply_to_key)
-            return replace(message, reply_to_key=None)
-        return replace(message, reply_to=ref, reply_to_key=None)
-
-    async def _resolve(self, target: Target) -> MessageRef:
-        if target.ref is not None:
-            return target.ref
-        row = await self._db.fetchone(
-            "SELECT room, message_id, status FROM outbox WHERE key = ?", (target.key,)
-        )
-        if row is None:
-            raise PermanentSendError(f"the message of {target.key} was never queued")
-        if row[2] == PENDING:
-            raise TransientSendError(f"the message of {target.key} is not sent yet")
-        if row[2] != SENT or row[1] is None:
-            raise PermanentSendError(f"the message of {target.key} was not posted")
-        return MessageRef(RoomRef.parse(row[0]), str(row[1]))
 
     async def _retry(
         self,
@@ -441,19 +327,12 @@ class Delivery:
         if fresh and fresh[0][0] == rowid:
             head = fresh[0]
             fresh[0] = (*head[:6], attempts + 1, now + delay, *head[8:])
-        await self._db.execute(
-            "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?",
-            (attempts + 1, now + delay, error, rowid),
-        )
+        await self._outbox.record_retry(rowid, attempts + 1, now + delay, error)
 
     async def _finish(
         self, lane: str, rowid: int, status: str, message_id: str | None, error: str | None
     ) -> None:
-        await self._db.execute(
-            "UPDATE outbox SET status = ?, message_id = ?, last_error = ?, payload = NULL,"
-            " done_at = ? WHERE id = ?",
-            (status, message_id, error, self._clock.now().timestamp(), rowid),
-        )
+        await self._outbox.finish(rowid, status, message_id, error, self._clock.now().timestamp())
         self._backing_off.pop(lane, None)
         fresh = self._fresh.get(lane)
         if fresh and fresh[0][0] == rowid:
