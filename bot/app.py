@@ -115,6 +115,9 @@ class _Host:
     def t(self, key: str, language: str | None = None, /, **params: object) -> str:
         return self._app.translator.t(key, language, **params)
 
+    def language_for(self, room: RoomRef) -> str:
+        return self._app.directory.language_for(room)
+
     def connection_restored(self) -> None:
         self._app.delivery.retry_now(self._adapter.platform)
 

@@ -36,6 +36,10 @@ class AdapterHost(Protocol):
         """Translate; adapters use it for the few texts they write themselves."""
         ...
 
+    def language_for(self, room: RoomRef) -> str:
+        """The language of `room` (its association's, or the bot's)."""
+        ...
+
     def connection_restored(self) -> None:
         """The platform answers again after failing: posts waiting out a backoff for it
         are retried now rather than after the backoff (a server's own retry-after, a

@@ -274,9 +274,10 @@ class MatrixAdapter:
         once = f"undecryptable:{room_id}:{session}"
         if await self._state.get(once) is not None:
             return
-        text = self._t.t("matrix.undecryptable", self._language)
         token = hashlib.sha256(once.encode()).hexdigest()[:24]
         room = self._room_ref(room_id)
+        language = self._host.language_for(room) if self._host else self._language
+        text = self._t.t("matrix.undecryptable", language)
         message = OutgoingMessage(text=text, reply_to=MessageRef(room, event.event_id))
         try:
             await self.send(room, message, token)
