@@ -18,6 +18,7 @@ from plugins.calendar import CalendarPlugin
 from plugins.calendar.arming import RSVP_NO, RSVP_YES
 from tests.calendar.support import feed_toml, fixture_copy
 from tests.discord.botrun import FAST, World
+from tests.discord.botrun import config_text as discord_config
 from tests.support import settings_from
 
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -33,23 +34,8 @@ async def test_reminders_reach_discord_with_buttons_that_answer(
     feed = fixture_copy(tmp_path, "single.ics")
     settings = settings_from(
         tmp_path,
-        f"""
-        [bot]
-        database = "{tmp_path / "bot.db"}"
-        [discord]
-        token = "{s.token}"
-        guild_ids = [{world.guild_id}]
-        organiser_roles = [{world.organiser_role}]
-        api_base_url = "{s.api_url}"
-        gateway_url = "{s.gateway_url}"
-        [[associations]]
-        id = "falun"
-        name = "Falun"
-        rooms = ["discord:{falun.id}"]
-        [[associations]]
-        id = "mora"
-        name = "Mora"
-        rooms = ["discord:{mora.id}"]
+        discord_config(world, tmp_path)
+        + """
         [calendar]
         digest = "0 8 1 1 *"
         refresh = "1d"

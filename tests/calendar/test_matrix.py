@@ -4,19 +4,17 @@ RSVP reactions on it are counted, across rooms and people."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.adapters.matrix import MatrixAdapter
 from bot.app import App
 from bot.core.clock import FakeClock
 from bot.scheduling import ManualWaker
 from plugins.calendar import CalendarPlugin
 from tests.calendar.support import feed_toml, fixture_copy
-from tests.matrix.botrun import config_text, wait_until
+from tests.matrix.botrun import config_text, running_app
 from tests.matrix.synapse import Synapse
 from tests.matrix.users import User, from_bot
 from tests.support import settings_from
@@ -24,24 +22,6 @@ from tests.support import settings_from
 MakeUser = Callable[..., Awaitable[User]]
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
 WEEK_BEFORE = datetime(2026, 12, 1, 17, tzinfo=UTC)  # single.ics: 8 December 18.00
-
-
-@contextlib.asynccontextmanager
-async def running(app: App) -> AsyncIterator[App]:
-    task = asyncio.create_task(app.run())
-
-    def ready() -> bool:
-        if task.done():
-            task.result()  # raises what made the bot fail to start
-        adapter = app.adapters.get("matrix")
-        return isinstance(adapter, MatrixAdapter) and adapter.ready_seconds is not None
-
-    await wait_until(ready, 30)
-    try:
-        yield app
-    finally:
-        app.request_stop()
-        await asyncio.wait_for(task, 30)
 
 
 async def test_reminders_reach_matrix_rooms_and_reactions_are_counted(
@@ -60,7 +40,7 @@ async def test_reminders_reach_matrix_rooms_and_reactions_are_counted(
     settings = settings_from(tmp_path, text, [CalendarPlugin])
     clock = FakeClock(START)
     app = App(settings, [CalendarPlugin], clock=clock, waker=ManualWaker(), delivery_backoff=0.2)
-    async with running(app):
+    async with running_app(app):
 
         def joined() -> bool:
             return all(bot.user_id in alice.client.rooms[r].users for r in (first, second))

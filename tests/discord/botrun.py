@@ -104,9 +104,14 @@ def build_world(standin: StandIn) -> World:
 
 
 def settings_for(world: World, tmp: Path) -> RootSettings:
+    return settings_from(tmp, config_text(world, tmp), [HelpPlugin, Probe])
+
+
+def config_text(world: World, tmp: Path) -> str:
+    """A configuration with the stand-in's Discord and two associations, Falun and Mora."""
     s = world.standin
     falun, mora, _ = world.channels
-    text = f"""
+    return f"""
     [bot]
     language = "sv"
     database = "{tmp / "bot.db"}"
@@ -128,7 +133,6 @@ def settings_for(world: World, tmp: Path) -> RootSettings:
     name = "Mora"
     rooms = ["discord:{mora.id}"]
     """
-    return settings_from(tmp, text, [HelpPlugin, Probe])
 
 
 @dataclass

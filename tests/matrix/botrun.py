@@ -125,7 +125,13 @@ async def wait_until(condition: Any, timeout: float = 15.0) -> None:
 async def running_bot(settings: RootSettings) -> AsyncIterator[App]:
     """The whole App with the help and recorder plugins, until the block ends."""
     Recorder.events.clear()
-    app = App(settings, [HelpPlugin, Recorder], delivery_backoff=0.2)
+    async with running_app(App(settings, [HelpPlugin, Recorder], delivery_backoff=0.2)) as app:
+        yield app
+
+
+@contextlib.asynccontextmanager
+async def running_app(app: App) -> AsyncIterator[App]:
+    """Run `app` until the block ends, once its Matrix adapter is ready."""
     task = asyncio.create_task(app.run())
 
     def ready() -> bool:
