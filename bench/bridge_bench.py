@@ -40,7 +40,7 @@ from nio import AsyncClient, RoomSendResponse
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.matrix_bench import cpu_seconds, pct, wait_line  # noqa: E402
+from bench.matrix_bench import comparison, cpu_seconds, wait_line  # noqa: E402
 from tests.matrix.synapse import Account, Synapse  # noqa: E402
 
 MARK = re.compile(r"\b(m\d+)\b")
@@ -391,18 +391,7 @@ async def bench(samples: int, work: Path) -> None:
 
     ms = 1000
     print(f"Bridged message Matrix room -> Matrix room, {samples} samples each, interleaved:")
-    for name in ("ours", "bare"):
-        p50, p99 = pct(latency[name], 50) * ms, pct(latency[name], 99) * ms
-        mean = statistics.mean(latency[name]) * ms
-        print(
-            f"  {name:5} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   mean {mean:7.2f} ms"
-            f"   CPU/relayed message {cpu[name] * ms:6.2f} ms"
-        )
-    print(
-        f"  ratio ours/bare: p50 {pct(latency['ours'], 50) / pct(latency['bare'], 50):.2f} "
-        f"(target <= 1.2), p99 {pct(latency['ours'], 99) / pct(latency['bare'], 99):.2f} "
-        f"(target <= 1.5), CPU {cpu['ours'] / cpu['bare']:.2f}"
-    )
+    print(comparison(latency, cpu, "CPU/relayed message", targets=(1.2, 1.5, None)))
     fan_ours, fan_bare = statistics.median(fan_times["ours"]), statistics.median(fan_times["bare"])
     print(
         f"Fan-out of one message to 20 rooms, until the last copy arrives (median of 10): "

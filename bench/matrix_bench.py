@@ -139,6 +139,35 @@ class Watcher:
         await self.client.close()
 
 
+def comparison(
+    latency: dict[str, list[float]],
+    cpu: dict[str, float],
+    cpu_label: str,
+    targets: tuple[float | None, float | None, float | None],
+) -> str:
+    """Our figures beside the bare ones', and their ratios against the targets."""
+    ms = 1000
+    lines = []
+    for name in ("ours", "bare"):
+        p50, p99 = pct(latency[name], 50) * ms, pct(latency[name], 99) * ms
+        mean = statistics.mean(latency[name]) * ms
+        lines.append(
+            f"  {name:5} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   mean {mean:7.2f} ms"
+            f"   {cpu_label} {cpu[name] * ms:6.2f} ms"
+        )
+    ratios = (
+        pct(latency["ours"], 50) / pct(latency["bare"], 50),
+        pct(latency["ours"], 99) / pct(latency["bare"], 99),
+        cpu["ours"] / cpu["bare"],
+    )
+    parts = [
+        f"{label} {ratio:.2f}" + (f" (target <= {target})" if target is not None else "")
+        for label, ratio, target in zip(("p50", "p99", "CPU"), ratios, targets, strict=True)
+    ]
+    lines.append("  ratio ours/bare: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -260,7 +289,6 @@ rooms = [{room_list}]
                     p.kill()
         synapse.stop()
 
-    ms = 1000
     for element_like, rtt, cpu in results:
         who = (
             "a member whose client sends typing notices and read receipts (as Element does)"
@@ -268,18 +296,7 @@ rooms = [{room_list}]
             else "a member who sends only the command"
         )
         print(f"Command round trip, {samples} samples each, interleaved; {who}:")
-        for name in ("ours", "bare"):
-            p50, p99 = pct(rtt[name], 50) * ms, pct(rtt[name], 99) * ms
-            mean = statistics.mean(rtt[name]) * ms
-            print(
-                f"  {name:5} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   mean {mean:7.2f} ms"
-                f"   CPU/command {cpu[name] * ms:6.2f} ms"
-            )
-        print(
-            f"  ratio ours/bare: p50 {pct(rtt['ours'], 50) / pct(rtt['bare'], 50):.2f} "
-            f"(target <= 1.0), p99 {pct(rtt['ours'], 99) / pct(rtt['bare'], 99):.2f}, "
-            f"CPU/command {cpu['ours'] / cpu['bare']:.2f} (target <= 0.9)"
-        )
+        print(comparison(rtt, cpu, "CPU/command", targets=(1.0, None, 0.9)))
     print(f"Memory (RSS) with 20 joined rooms: ours {mem_ours:.1f} MiB; bare {mem_bare:.1f} MiB")
     print(
         f"Start to ready: ours {ready[0]:.2f} s on a fresh store, {ready[1]:.2f} s on restart; "
