@@ -169,8 +169,8 @@ class BridgePlugin(Plugin):
         # The deleted thing may be a message or a reaction (Matrix redacts both).
         for copy in await self.store.copies(str(event.ref)):
             await self.ctx.delivery.delete(
-                f"bridge-delete:{copy.key}",
-                Target(key=copy.key),
+                f"bridge-delete:{copy.delivery_key}",
+                Target(key=copy.delivery_key),
                 copy.room,
                 lane=lane(event.room, copy.room),
             )
@@ -203,10 +203,9 @@ class BridgePlugin(Plugin):
     async def follow_reaction_removal(self, event: ReactionRemoved) -> None:
         name = _reaction_name(event.target, event.sender, event.key)
         for copy in await self.store.copies(name):
-            react_key = copy.key.split("|", 1)[0]
             await self.ctx.delivery.delete(
-                f"bridge-unreact:{react_key}",
-                Target(key=react_key),
+                f"bridge-delete:{copy.delivery_key}",
+                Target(key=copy.delivery_key),
                 copy.room,
                 lane=lane(event.room, copy.room),
             )

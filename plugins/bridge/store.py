@@ -35,6 +35,13 @@ class Copy:
     room: RoomRef
     key: str
 
+    @property
+    def delivery_key(self) -> str:
+        """The copy's delivery key. A reaction's copy is remembered under two names (its
+        own event, and who reacted how on what), each row with a `|<name>` suffix on the
+        key, because keys are unique in the map."""
+        return self.key.split("|", 1)[0]
+
 
 class BridgeStore:
     def __init__(self, db: Database) -> None:

@@ -312,3 +312,28 @@ async def test_status_for_organisers(env: tuple[App, dict[str, RecordingAdapter]
     assert status.startswith("Brygga samverkan (3 rum):")
     assert "discord:2222 (Mora): fungerar; senast tisdag 1 december kl. 10.00; kö 0" in status
     assert "matrix:!falun:example.org (Falun): fungerar; senast aldrig; kö 0" in status
+
+
+async def test_a_redacted_reaction_is_removed_from_the_copies(
+    env: tuple[App, dict[str, RecordingAdapter]],
+) -> None:
+    app, recs = env
+    original = received(DC, "Ses vi i morgon?")
+    await feed(app, recs, original)
+    mx_copy = await posted_ref(app, original.ref, MX)
+    anna = sender("anna", MX)
+    reaction = MessageRef(MX, "$reaction")
+    added = ReactionAdded(
+        event_id="$reaction", room=MX, sender=anna, at=START, ref=reaction, target=mx_copy, key="👍"
+    )
+    await feed(app, recs, added)
+    [dc_react] = [s for s in recs["discord"].sent if s.action == "react"]
+    assert dc_react.target == original.ref
+    # Matrix takes a reaction back by redacting the reaction event.
+    redacted = MessageDeleted(event_id="$redaction", room=MX, sender=anna, at=START, ref=reaction)
+    await feed(app, recs, redacted)
+    removal = recs["discord"].sent[-1]
+    assert removal.action == "delete"
+    react_key = f"bridge-react:$reaction:{DC}"
+    assert removal.target == await app.delivery.message_ref(react_key)
+    assert recs["console"].sent[-1].action == "delete"
