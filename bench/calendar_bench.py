@@ -42,6 +42,7 @@ from bot.settings import RootSettings, load_settings  # noqa: E402
 from plugins.calendar import CalendarPlugin  # noqa: E402
 from plugins.calendar.parsing import Window, parse_calendar  # noqa: E402
 from plugins.calendar.settings import CalendarSettings  # noqa: E402
+from tests.support import serve_on_loopback  # noqa: E402
 
 TZ = ZoneInfo("Europe/Stockholm")
 
@@ -222,11 +223,8 @@ async def refresh(n: int, rounds: int) -> None:
     server.body = ics(starts)
     web_app = web.Application()
     web_app.router.add_get("/feed.ics", server.handle)
-    runner = web.AppRunner(web_app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    runner, port = await serve_on_loopback(web_app)
+    host = "127.0.0.1"
     with tempfile.TemporaryDirectory() as tmp_s:
         s = settings(Path(tmp_s), f"http://{host}:{port}/feed.ics")
         clock = FakeClock(now)

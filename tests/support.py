@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from bot.app import plugin_settings_fields
 from bot.core.errors import PermanentSendError, TransientSendError
 from bot.core.messages import OutgoingMessage
@@ -112,6 +114,18 @@ def transient(retry_after: float | None = None) -> TransientSendError:
 
 def permanent() -> PermanentSendError:
     return PermanentSendError("simulated rejection")
+
+
+async def serve_on_loopback(
+    app: web.Application, **runner_options: Any
+) -> tuple[web.AppRunner, int]:
+    """Serve `app` on 127.0.0.1 on a port the system picks; the runner (to clean up) and
+    the port. Every server a test starts goes through here, so none binds elsewhere."""
+    runner = web.AppRunner(app, handle_signals=False, **runner_options)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = int(runner.addresses[0][1])
+    return runner, port
 
 
 async def until(predicate: Any, timeout: float = 5.0, interval: float = 0.005) -> None:

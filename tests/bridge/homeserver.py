@@ -16,6 +16,7 @@ from aiohttp import ClientSession, ClientTimeout, web
 
 from tests.matrix import synapse as harness
 from tests.matrix.synapse import Synapse, synapse_python
+from tests.support import serve_on_loopback
 
 # -- a window on the bot's calls to the homeserver ------------------------------------
 
@@ -54,13 +55,7 @@ class HomeserverProxy:
         self._session = ClientSession(timeout=ClientTimeout(total=None), auto_decompress=True)
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve_on_loopback(app, shutdown_timeout=1.0)
 
     async def stop(self) -> None:
         # Upstream first: long polls of the killed runs would hold the server's shutdown.

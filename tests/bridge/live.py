@@ -39,7 +39,7 @@ from tests.discord.standin import StandIn
 from tests.discord.standin.model import Channel
 from tests.matrix.synapse import Account, Synapse
 from tests.matrix.users import User
-from tests.support import settings_from
+from tests.support import serve_on_loopback, settings_from
 
 PICKLE_KEY = "a-bridge-test-pickle-key"
 BRIDGE_ID = "samverkan"
@@ -72,13 +72,7 @@ class Cdn:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/attachments/{name}", self._serve)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -20,6 +20,7 @@ from bot.core.clock import FakeClock
 from plugins.calendar.fetching import Conditional, FeedError, fetch
 from plugins.calendar.settings import FeedSettings
 from tests.calendar.support import FIXTURES, Bot, feed_toml, make_settings
+from tests.support import serve_on_loopback
 
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
 LAST_MODIFIED = "Wed, 25 Nov 2026 10:00:00 GMT"
@@ -85,12 +86,8 @@ async def server() -> AsyncIterator[CalendarServer]:
     state = CalendarServer()
     app = web.Application()
     app.router.add_get("/{name}", state.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    state.base = f"http://{host}:{port}"
+    runner, port = await serve_on_loopback(app, shutdown_timeout=0.1)
+    state.base = f"http://127.0.0.1:{port}"
     try:
         yield state
     finally:

@@ -29,6 +29,7 @@ from tests.discord.standin.model import (
 )
 from tests.discord.standin.ratelimits import Injection, RateLimiter, json_response
 from tests.discord.standin.validation import ApiError
+from tests.support import serve_on_loopback
 
 API = "/api/v10"
 _MENTION = re.compile(r"<@!?(\d+)>")
@@ -96,13 +97,7 @@ class StandIn:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**2)
         app.router.add_get("/gateway", self.gateway.handle)
         add_routes(app, self, API)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
         await self.gateway.drop_connections(code=1001)
