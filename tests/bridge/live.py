@@ -276,14 +276,18 @@ class Live:
     console: ConsoleAdapter
     io: ConsoleIO
     task: asyncio.Task[None]
+    watcher: User
+    mark_room: str
 
     def bridge(self) -> BridgePlugin:
         found = next(p for p in self.app.plugins if isinstance(p, BridgePlugin))
         return found
 
     async def idle(self, timeout: float = 30.0) -> None:
-        """Wait until nothing is left to deliver."""
+        """Wait until nothing is left to deliver and Anna's client has seen all of it
+        (the homeserver accepting a post is not her sync returning it)."""
         assert await self.app.delivery.wait_idle(timeout), "deliveries still pending"
+        await self.watcher.caught_up(self.mark_room)
 
 
 @contextlib.asynccontextmanager
@@ -320,7 +324,7 @@ async def running_app(
             raise AssertionError("the app stopped before it was ready")
         if ready not in done:
             raise AssertionError("the app was not ready in time")
-        yield Live(app, matrix, discord_adapter, console, console_io, task)
+        yield Live(app, matrix, discord_adapter, console, console_io, task, env.anna, env.falun)
     finally:
         ready.cancel()
         app.request_stop()

@@ -227,11 +227,15 @@ async def test_replies_point_at_the_right_message_on_each_side(bridge_env: Bridg
             lambda: [p for p in env.webhook_posts() if "Svar på det" in p.json["content"]],
             what="the quoted reply on Discord",
         )
+        # The copies go out one by one: the Discord one being there says nothing of Ludvika's.
+        lv_quoted = await poll_until(
+            lambda: [
+                e for e in env.matrix_from_bot(env.ludvika) if "Svar på det" in e["content"]["body"]
+            ],
+            what="the quoted reply in Ludvika",
+        )
         await live.idle()
     assert mx_quoted[0].json["content"] == "> @someone:localhost: Gammal fråga\nSvar på det"
-    lv_quoted = [
-        e for e in env.matrix_from_bot(env.ludvika) if "Svar på det" in e["content"]["body"]
-    ]
     assert lv_quoted[0]["content"]["body"] == (
         "Anna (Falun):\n> @someone:localhost: Gammal fråga\nSvar på det"
     )

@@ -24,6 +24,8 @@ from tests.matrix.synapse import Account, Synapse
 
 Predicate = Callable[[str, dict[str, Any]], bool]
 
+MARK_EVENT = "org.samverkan.test.mark"
+
 _FILTER = {
     "presence": {"not_types": ["*"]},
     "room": {"timeline": {"limit": 500}, "ephemeral": {"not_types": ["*"]}},
@@ -59,6 +61,21 @@ class User:
             await self.client.keys_upload()
         self._task = asyncio.create_task(self.client.sync_forever(timeout=500, sync_filter=_FILTER))
         return self
+
+    async def caught_up(self, room_id: str, timeout: float = 15.0) -> None:
+        """Wait until this client has received every event the homeserver had accepted by
+        now, in any of its rooms. Synapse orders all events in one stream and a sync
+        returns everything up to its position, so once a marker sent now comes back,
+        everything accepted before it has too. The marker's type is one no client shows."""
+        mark = f"{self.user_id}-{time.monotonic_ns()}"
+        await self.send(room_id, {"mark": mark}, event_type=MARK_EVENT)
+        await self.wait_until(
+            lambda: any(
+                src.get("type") == MARK_EVENT and src.get("content", {}).get("mark") == mark
+                for _, src in self.events
+            ),
+            timeout,
+        )
 
     async def _record(self, room: Any, event: Any) -> None:
         if isinstance(event, MegolmEvent):
