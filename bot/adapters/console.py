@@ -74,15 +74,22 @@ class ConsoleAdapter:
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 
+        def hand_over(line: str | None) -> bool:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+            except RuntimeError:
+                return False  # the loop has closed: the bot stopped while we read
+            return True
+
         def reader() -> None:
             # A daemon thread: a blocked read of a terminal must not hold up shutdown.
             try:
                 for line in self._stdin:
-                    loop.call_soon_threadsafe(queue.put_nowait, line)
+                    if not hand_over(line):
+                        return
             except (OSError, ValueError):
                 log.exception("console input failed")
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, None)
+            hand_over(None)
 
         threading.Thread(target=reader, name="console-input", daemon=True).start()
         stop_wait = asyncio.ensure_future(self._stopped.wait())
