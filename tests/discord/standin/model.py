@@ -72,11 +72,28 @@ class User:
 
 @dataclass
 class Channel:
+    """A text channel, or (with `parent_id` and `owner_id`) a public thread under one."""
+
     id: int
     guild_id: int
     name: str
+    parent_id: int | None = None
+    owner_id: int | None = None
+    last_message_id: int | None = None
+    message_count: int = 0  # a thread's: neither the starter nor deleted messages count
+    total_message_sent: int = 0
+    archived: bool = False
+    locked: bool = False
+    auto_archive_duration: int = 1440
+    created_at: float = field(default_factory=time.time)
+
+    @property
+    def is_thread(self) -> bool:
+        return self.parent_id is not None
 
     def payload(self) -> Json:
+        if self.parent_id is not None:
+            return self.thread_payload()
         return {
             "id": str(self.id),
             "type": 0,
@@ -86,10 +103,38 @@ class Channel:
             "permission_overwrites": [],
             "nsfw": False,
             "topic": None,
-            "last_message_id": None,
+            "last_message_id": _snowflake(self.last_message_id),
             "parent_id": None,
             "rate_limit_per_user": 0,
         }
+
+    def thread_payload(self) -> Json:
+        # The fields discord.py's Thread._from_data reads (type 11: a public thread).
+        return {
+            "id": str(self.id),
+            "type": 11,
+            "guild_id": str(self.guild_id),
+            "parent_id": str(self.parent_id),
+            "owner_id": str(self.owner_id),
+            "name": self.name,
+            "last_message_id": _snowflake(self.last_message_id),
+            "message_count": self.message_count,
+            "member_count": 1,
+            "total_message_sent": self.total_message_sent,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": self.archived,
+                "auto_archive_duration": self.auto_archive_duration,
+                "archive_timestamp": iso(self.created_at),
+                "locked": self.locked,
+                "create_timestamp": iso(self.created_at),
+            },
+        }
+
+
+def _snowflake(value: int | None) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass

@@ -28,6 +28,7 @@ def ready(standin: StandIn, session: Session) -> Json:
 def guild_creates(standin: StandIn) -> list[Json]:
     out = []
     for guild in standin.guilds.values():
+        channels = [c for c in standin.channels.values() if c.guild_id == guild.id]
         out.append(
             {
                 "id": str(guild.id),
@@ -35,15 +36,14 @@ def guild_creates(standin: StandIn) -> list[Json]:
                 "icon": None,
                 "owner_id": str(standin.bot.id),
                 "roles": guild.role_payloads(),
-                "channels": [
-                    c.payload() for c in standin.channels.values() if c.guild_id == guild.id
-                ],
+                "channels": [c.payload() for c in channels if not c.is_thread],
                 "members": [standin.bot.member(guild.id)],
                 "member_count": len(standin.users),
                 "emojis": [],
                 "stickers": [],
                 "features": [],
-                "threads": [],
+                # The active threads, so a client that reconnects knows them.
+                "threads": [c.payload() for c in channels if c.is_thread and not c.archived],
                 "presences": [],
                 "voice_states": [],
                 "stage_instances": [],

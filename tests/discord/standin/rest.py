@@ -13,12 +13,14 @@ from tests.discord.standin.model import Json, Webhook, iso, new_token
 from tests.discord.standin.ratelimits import json_response
 from tests.discord.standin.store import (
     attachments,
+    delete,
     edit,
     followup,
     put_commands,
     webhook,
     webhook_message,
 )
+from tests.discord.standin.threads import not_a_thread, webhook_channel
 from tests.discord.standin.validation import (
     ApiError,
     check_message,
@@ -209,7 +211,7 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
     async def delete_message(request: web.Request) -> web.Response:
         info = request.match_info
         msg = s.message(info["channel_id"], info["message_id"])
-        msg.deleted = True
+        delete(s, msg)
         await s.gateway.dispatch(
             "MESSAGE_DELETE",
             {
@@ -241,7 +243,7 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
 
     @route("GET", "/channels/{channel_id}/webhooks")
     async def list_webhooks(request: web.Request) -> web.Response:
-        channel = s.channel(request.match_info["channel_id"])
+        channel = not_a_thread(s.channel(request.match_info["channel_id"]))
         if channel.id in s.no_webhooks:
             raise ApiError(403, 50013, "Missing Permissions")
         hooks = [w for w in s.webhooks.values() if w.channel_id == channel.id]
@@ -249,7 +251,7 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
 
     @route("POST", "/channels/{channel_id}/webhooks")
     async def create_webhook(request: web.Request) -> web.Response:
-        channel = s.channel(request.match_info["channel_id"])
+        channel = not_a_thread(s.channel(request.match_info["channel_id"]))
         if channel.id in s.no_webhooks:
             raise ApiError(403, 50013, "Missing Permissions")
         name = str((request[JSON_KEY] or {}).get("name") or "")
@@ -269,7 +271,7 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
         username = body.get("username")
         if username is not None:
             check_webhook_name(str(username), "username")
-        channel = s.channel(hook.channel_id)
+        channel = webhook_channel(s, hook, request.query.get("thread_id"))
         msg = s.create_message(
             channel,
             None,
@@ -284,13 +286,13 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
 
     @route("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}")
     async def edit_webhook_message(request: web.Request) -> web.Response:
-        msg = webhook_message(s, request.match_info)
+        msg = webhook_message(s, request)
         return json_response(await edit(s, msg, request[JSON_KEY] or {}))
 
     @route("DELETE", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}")
     async def delete_webhook_message(request: web.Request) -> web.Response:
-        msg = webhook_message(s, request.match_info)
-        msg.deleted = True
+        msg = webhook_message(s, request)
+        delete(s, msg)
         for inter in s.interactions.values():
             if inter.original_id == msg.id:
                 inter.loading = False
@@ -298,7 +300,7 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
 
     @route("GET", "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}")
     async def get_webhook_message(request: web.Request) -> web.Response:
-        return json_response(webhook_message(s, request.match_info).data)
+        return json_response(webhook_message(s, request).data)
 
     @route("POST", "/interactions/{interaction_id}/{interaction_token}/callback")
     async def callback(request: web.Request) -> web.Response:

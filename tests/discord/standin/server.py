@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.discord.standin import payloads
+from tests.discord.standin import payloads, threads
 from tests.discord.standin.gateway import Frame, Gateway
 from tests.discord.standin.model import (
     Channel,
@@ -97,6 +97,7 @@ class StandIn:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**2)
         app.router.add_get("/gateway", self.gateway.handle)
         add_routes(app, self, API)
+        threads.add_thread_routes(app, self, API)
         self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
@@ -126,6 +127,9 @@ class StandIn:
         user = User(self.ids.next(), name, roles=roles or {})
         self.users[user.id] = user
         return user
+
+    def threads(self, channel_id: int) -> list[Channel]:
+        return [c for c in self.channels.values() if c.parent_id == channel_id]  # oldest first
 
     def channel(self, channel_id: int | str) -> Channel:
         channel = self.channels.get(int(channel_id))
@@ -231,6 +235,8 @@ class StandIn:
             ephemeral=ephemeral,
         )
         self.messages[msg_id] = msg
+        if not ephemeral:
+            threads.counted(self, channel, msg_id, +1)
         return msg
 
     def _mentions(self, body: Json) -> list[Json]:
@@ -263,6 +269,15 @@ class StandIn:
         if dispatch:
             await self.gateway.dispatch("MESSAGE_CREATE", msg.data)
         return msg
+
+    async def start_thread(
+        self, message: Message, user: User, name: str, *, dispatch: bool = True
+    ) -> Channel:
+        """`user` starts a thread on `message`; `dispatch=False`: one the bot missed."""
+        thread = threads.create_thread(self, message, user, name)
+        if dispatch:
+            await threads.announce(self, thread)
+        return thread
 
     def new_interaction(self, channel: Channel, user: User) -> tuple[Interaction, Json]:
         inter = Interaction(self.ids.next(), new_token(), channel.id, channel.guild_id, user.id)

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.discord.standin.model import Json, Webhook, iso
+from tests.discord.standin.model import Json, Message, Webhook, iso
 from tests.discord.standin.ratelimits import json_response
+from tests.discord.standin.threads import counted, webhook_channel
 from tests.discord.standin.validation import ApiError, check_commands, check_message
 
 if TYPE_CHECKING:
@@ -45,7 +46,10 @@ def webhook(s: StandIn, webhook_id: str, token: str) -> Webhook:
     return hook
 
 
-def webhook_message(s: StandIn, info: Any) -> Any:
+def webhook_message(s: StandIn, request: web.Request) -> Message:
+    """The message a webhook route names. A webhook's message in a thread is found only
+    with that thread's `thread_id`, as on Discord (without it: Unknown Message)."""
+    info, thread_id = request.match_info, request.query.get("thread_id")
     if int(info["webhook_id"]) == s.bot.id:
         inter = next((i for i in s.interactions.values() if i.token == info["webhook_token"]), None)
         if inter is None:
@@ -54,12 +58,20 @@ def webhook_message(s: StandIn, info: Any) -> Any:
         msg = s.messages.get(mid or 0)
     else:
         hook = webhook(s, info["webhook_id"], info["webhook_token"])
+        channel = webhook_channel(s, hook, thread_id)
         msg = s.messages.get(int(info["message_id"]))
-        if msg is not None and msg.webhook_id != hook.id:
+        if msg is not None and (msg.webhook_id != hook.id or msg.channel_id != channel.id):
             msg = None
     if msg is None or msg.deleted:
         raise ApiError(404, 10008, "Unknown Message")
     return msg
+
+
+def delete(s: StandIn, msg: Message) -> None:
+    msg.deleted = True
+    channel = s.channels.get(msg.channel_id)
+    if channel is not None and not msg.ephemeral:
+        counted(s, channel, msg.id, -1)
 
 
 async def edit(s: StandIn, msg: Any, body: Json) -> Json:
