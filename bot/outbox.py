@@ -166,13 +166,23 @@ class Outbox:
         return MessageRef(RoomRef.parse(row[0]), str(row[1]))
 
     async def with_reply(self, message: OutgoingMessage) -> OutgoingMessage:
-        """Resolve `reply_to_key`: wait while that post is pending; if it was never
-        posted, send without the reply rather than not at all."""
-        if message.reply_to_key is None or message.reply_to is not None:
-            return message
-        try:
-            ref = await self.resolve(Target(key=message.reply_to_key))
-        except PermanentSendError:
-            log.info("reply target %s was not posted; sending without it", message.reply_to_key)
-            return replace(message, reply_to_key=None)
-        return replace(message, reply_to=ref, reply_to_key=None)
+        """Resolve `reply_to_key` and `thread_key`: wait while that post is pending; if
+        it was never posted, send without the reply (or outside the thread) rather than
+        not at all."""
+        if message.reply_to_key is not None and message.reply_to is None:
+            try:
+                ref = await self.resolve(Target(key=message.reply_to_key))
+            except PermanentSendError:
+                log.info("reply target %s was not posted; sending without it", message.reply_to_key)
+                message = replace(message, reply_to_key=None)
+            else:
+                message = replace(message, reply_to=ref, reply_to_key=None)
+        if message.thread_key is not None and message.thread is None:
+            try:
+                root = await self.resolve(Target(key=message.thread_key))
+            except PermanentSendError:
+                log.info("thread root %s was not posted; sending outside it", message.thread_key)
+                message = replace(message, thread_key=None)
+            else:
+                message = replace(message, thread=root, thread_key=None)
+        return message

@@ -143,7 +143,7 @@ async def test_disabled_platform_fails_cleanly(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_reply_by_key_waits_for_its_target(tmp_path: Path) -> None:
+async def test_reply_and_thread_by_key_wait_for_their_target(tmp_path: Path) -> None:
     adapter = RecordingAdapter(failures=[transient()])
     db, delivery = await open_delivery(tmp_path / "d.db", adapter)
     other_lane = "elsewhere"
@@ -152,12 +152,22 @@ async def test_reply_by_key_waits_for_its_target(tmp_path: Path) -> None:
         "ans", ROOM, OutgoingMessage("answer", reply_to_key="orig"), lane=other_lane
     )
     await delivery.send("lost", ROOM, OutgoingMessage("to nothing", reply_to_key="never"))
-    await until(lambda: len(adapter.sent) == 3)
+    # A thread's root by key too, through the outbox's JSON and back.
+    await delivery.send(
+        "in-thread", ROOM, OutgoingMessage("in it", thread_key="orig"), lane=other_lane
+    )
+    await delivery.send("no-root", ROOM, OutgoingMessage("rootless", thread_key="never"))
+    await until(lambda: len(adapter.sent) == 5)
     by_text = {s.text: s.message for s in adapter.sent}
     answer = by_text["answer"]
     assert answer is not None and answer.reply_to == await delivery.message_ref("orig")
     lost = by_text["to nothing"]
     assert lost is not None and lost.reply_to is None
+    in_thread = by_text["in it"]
+    assert in_thread is not None and in_thread.thread == await delivery.message_ref("orig")
+    assert in_thread.thread_key is None
+    rootless = by_text["rootless"]
+    assert rootless is not None and rootless.thread is None and rootless.thread_key is None
     await delivery.stop()
     await db.close()
 

@@ -78,6 +78,10 @@ class OutgoingMessage:
     # The reply target as a delivery key (a copy the bot posted or will post): delivery
     # resolves it when sending, so a reply can be queued before its target is out.
     reply_to_key: str | None = None
+    # The thread to post in, by its root message (or the root's delivery key, resolved
+    # like `reply_to_key`). None: the room's main timeline.
+    thread: MessageRef | None = None
+    thread_key: str | None = None
     attribution: Attribution | None = None
     mentions: tuple[UserRef, ...] = ()
     notice: bool = True
@@ -103,6 +107,8 @@ class OutgoingMessage:
                 ],
                 "reply_to": str(self.reply_to) if self.reply_to else None,
                 "reply_to_key": self.reply_to_key,
+                "thread": str(self.thread) if self.thread else None,
+                "thread_key": self.thread_key,
                 "attribution": (
                     {
                         "name": self.attribution.name,
@@ -152,6 +158,8 @@ class OutgoingMessage:
             ),
             reply_to=MessageRef.parse(d["reply_to"]) if d.get("reply_to") else None,
             reply_to_key=d.get("reply_to_key"),
+            thread=MessageRef.parse(d["thread"]) if d.get("thread") else None,
+            thread_key=d.get("thread_key"),
             attribution=Attribution(**attribution) if attribution else None,
             mentions=tuple(UserRef.parse(m) for m in d.get("mentions", [])),
             notice=d.get("notice", True),

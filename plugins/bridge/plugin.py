@@ -124,6 +124,7 @@ class BridgePlugin(Plugin):
             return
         text, html = self._content(event.text, event.html)
         origin = await self._origin(event.reply_to) if event.reply_to else None
+        root = await self._origin(event.thread) if event.thread else None
         now = self.ctx.clock.now()
         for room, bridge_id in targets:
             key = copy_key(event.ref, room)
@@ -134,12 +135,19 @@ class BridgePlugin(Plugin):
                 if reply_ref is None and reply_key is None and event.reply_quote:
                     body = quote(event.reply_quote) + "\n" + text
                     body_html = None
+            # A thread follows where its root was bridged; a thread on a message the
+            # bridge never saw reads as plain messages in the room.
+            thread_ref, thread_key = (None, None)
+            if root is not None:
+                thread_ref, thread_key = await self._room_of_ref(root, room)
             message = OutgoingMessage(
                 text=body,
                 html=body_html,
                 attachments=event.attachments,
                 reply_to=reply_ref,
                 reply_to_key=reply_key,
+                thread=thread_ref,
+                thread_key=thread_key,
                 attribution=self._attribution(event.sender, event.room),
                 notice=False,
             )

@@ -12,11 +12,13 @@ from bot.adapters.discord import DiscordAdapter, create_adapter
 from bot.adapters.discord.commands import association_choices, build_commands, parse_invocation
 from bot.adapters.discord.errors import AuthBrake, convert
 from bot.adapters.discord.outbound import attachments_split, part_nonce
+from bot.adapters.discord.threads import message_place, thread_name
 from bot.adapters.discord.webhooks import safe_username
 from bot.core.clock import SystemClock
 from bot.core.commands import CommandSpec, Flag, Kind, Param
 from bot.core.errors import PermanentSendError, TransientSendError
 from bot.core.messages import Attachment
+from bot.core.refs import MessageRef, RoomRef
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
 from bot.storage.state import AdapterState
@@ -127,3 +129,25 @@ def test_refusals_brake() -> None:
     brake.record(401)
     with pytest.raises(PermanentSendError):
         brake.check()
+
+
+def test_message_place_names_the_thread_when_there_is_one() -> None:
+    room = RoomRef("discord", "100")
+    assert message_place(MessageRef(room, "7")) == (100, 7)
+    assert message_place(MessageRef(room, "55/7")) == (55, 7)
+    for bad in (
+        MessageRef(room, "x"),
+        MessageRef(room, "a/7"),
+        MessageRef(RoomRef("matrix", "!r"), "7"),
+    ):
+        with pytest.raises(PermanentSendError):
+            message_place(bad)
+
+
+def test_thread_name_is_the_first_line_of_words() -> None:
+    assert thread_name("Hej alla\nmer text", "Tråd") == "Hej alla"
+    # Our reply link is not the root's words; nothing at all gives the fallback.
+    assert thread_name("-# ↪ https://discord.com/channels/1/2/3\n\nSvar", "Tråd") == "Svar"
+    assert thread_name("", "Tråd") == "Tråd"
+    long = thread_name("ord " * 40, "Tråd")
+    assert len(long) <= 60 and long.endswith("…")

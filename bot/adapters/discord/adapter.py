@@ -28,9 +28,10 @@ from bot.adapters.discord.connection import (
 from bot.adapters.discord.errors import AuthBrake, boundary
 from bot.adapters.discord.inbound import Inbound
 from bot.adapters.discord.interactions import Interactions
-from bot.adapters.discord.outbound import MESSAGE_LIMIT, Outbound, channel_id
+from bot.adapters.discord.outbound import MESSAGE_LIMIT, Outbound
 from bot.adapters.discord.polls import PollBook
 from bot.adapters.discord.receiver import Receiver, RoleCache
+from bot.adapters.discord.threads import Threads, channel_id
 from bot.adapters.discord.webhooks import Webhooks
 from bot.core.clock import Clock
 from bot.core.errors import PermanentSendError, TransientSendError
@@ -85,12 +86,14 @@ class DiscordAdapter:
         self.interactions = Interactions(self.brake, defer_after=defer_after)
         self.polls = PollBook(state)
         self.roles = RoleCache()
+        self.threads = Threads(self.brake, lambda: self._t("discord.thread", self._language))
         self.inbound = Inbound(state, clock, is_own=self._is_own_message, fetch_after=self._fetch)
         self.outbound = Outbound(
             self.brake,
             self.webhooks,
             self.interactions,
             self.polls,
+            self.threads,
             native_polls=settings.native_polls,
         )
         self.client: GatewayClient | None = None
@@ -128,6 +131,10 @@ class DiscordAdapter:
             translate=lambda key: self._t(key, self._language),
             is_own=self._is_own,
             connected=host.connection_restored,
+            channel_of=lambda cid: self.client.get_channel(cid) if self.client else None,
+            threads=lambda: (
+                [t for g in self.client.guilds for t in g.threads] if self.client else []
+            ),
         )
         self.receiver = receiver
         self.client = GatewayClient(
@@ -363,6 +370,9 @@ class DiscordAdapter:
                 "View Channel": perms.view_channel,
                 "Send Messages": perms.send_messages,
                 "Manage Webhooks": perms.manage_webhooks,
+                # The bridge continues other rooms' threads as threads here.
+                "Create Public Threads": perms.create_public_threads,
+                "Send Messages in Threads": perms.send_messages_in_threads,
             }
             missing = [name for name, ok in needed.items() if not ok]
             if missing:

@@ -22,6 +22,7 @@ UNKNOWN_CHANNEL: Final = 10003
 UNKNOWN_MESSAGE: Final = 10008
 UNKNOWN_WEBHOOK: Final = 10015
 CANNOT_EDIT_OTHERS: Final = 50005
+THREAD_EXISTS: Final = 160004  # a thread was already started on this message
 
 
 class AuthBrake:

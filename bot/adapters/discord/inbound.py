@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 import discord
@@ -29,6 +30,9 @@ from bot.storage.state import AdapterState
 log = logging.getLogger(__name__)
 
 _CHANNELS_KEY: Final = "channels"
+# Threads we read, and their parent channels: discord.py forgets archived threads, and
+# their messages must still land in the parent's room.
+_THREADS_KEY: Final = "threads"
 Fetch = Callable[[int, int, int], Awaitable[list[discord.Message]]]
 OwnCheck = Callable[[discord.Message], bool]
 
@@ -37,19 +41,51 @@ def room_of(channel_id: int) -> RoomRef:
     return RoomRef("discord", str(channel_id))
 
 
+def place_of(
+    channel: object, channel_id: int, known_parent: int | None = None
+) -> tuple[RoomRef, int | None]:
+    """The room a channel's messages belong to, and the thread they are in: a thread's
+    messages belong to its parent channel's room, so that commands, associations and
+    bridges see the room that is configured. `known_parent`: the parent we recorded,
+    for a thread that discord.py no longer holds (archived, say)."""
+    if isinstance(channel, discord.Thread) and channel.parent_id:
+        return room_of(channel.parent_id), channel.id
+    if known_parent is not None:
+        return room_of(known_parent), channel_id
+    return room_of(channel_id), None
+
+
+def ref_of(room: RoomRef, thread: int | None, message_id: int) -> MessageRef:
+    """A message's reference. In a thread its id names the thread too (`thread/message`):
+    the room is the parent channel's, and Discord needs the thread's id to reach it."""
+    return MessageRef(room, f"{thread}/{message_id}" if thread else str(message_id))
+
+
+# Discord's notices (pins, joins, "started a thread", a thread's copy of its starter):
+# not members' words.
+_WORDS: Final = frozenset({discord.MessageType.default, discord.MessageType.reply})
+
+
+def is_words(message: discord.Message) -> bool:
+    return message.type in _WORDS
+
+
 def sender_of(user: discord.abc.User | discord.Member | None, user_id: int | None = None) -> Sender:
     if user is None:
         return Sender(UserRef("discord", str(user_id or 0)), str(user_id or ""))
     return Sender(UserRef("discord", str(user.id)), user.display_name, str(user.display_avatar.url))
 
 
-def message_event(message: discord.Message) -> MessageReceived:
-    room = room_of(message.channel.id)
+def message_event(message: discord.Message, known_parent: int | None = None) -> MessageReceived:
+    room, thread = place_of(message.channel, message.channel.id, known_parent)
     reply_to = None
     reply_quote = None
     ref = message.reference
     if ref is not None and ref.message_id is not None and message.type is discord.MessageType.reply:
-        reply_to = MessageRef(room_of(ref.channel_id or message.channel.id), str(ref.message_id))
+        if ref.channel_id in (None, message.channel.id):
+            reply_to = ref_of(room, thread, ref.message_id)
+        else:
+            reply_to = MessageRef(room_of(ref.channel_id or 0), str(ref.message_id))
         # What the answered message said, for rooms where it cannot be linked.
         if isinstance(ref.resolved, discord.Message):
             reply_quote = f"{ref.resolved.author.display_name}: {ref.resolved.clean_content}"
@@ -58,7 +94,7 @@ def message_event(message: discord.Message) -> MessageReceived:
         room=room,
         sender=sender_of(message.author),
         at=message.created_at,
-        ref=MessageRef(room, str(message.id)),
+        ref=ref_of(room, thread, message.id),
         # Mentions become names (`@anna`), not ids.
         text=message.clean_content,
         attachments=tuple(
@@ -72,16 +108,19 @@ def message_event(message: discord.Message) -> MessageReceived:
         ),
         reply_to=reply_to,
         reply_quote=reply_quote,
+        # A thread started on a message has that message's id.
+        thread=MessageRef(room, str(thread)) if thread else None,
         is_notice=message.author.bot,
     )
 
 
 @dataclass
 class _Item:
-    kind: str  # "message", "event", "catchup"
+    kind: str  # "message", "event", "catchup", "adopt"
     message: discord.Message | None = None
     event: InboundEvent | None = None
     seen_key: str | None = None
+    parent: int | None = None  # "adopt": the thread's parent channel
 
 
 class Inbound:
@@ -105,6 +144,7 @@ class Inbound:
         self._last: dict[int, int | None] = {}
         self._known: set[int] = set()
         self._needs_catch_up: set[int] = set()
+        self.parents: dict[int, int] = {}
         self.handled = 0
         self.caught_up = 0
 
@@ -112,6 +152,13 @@ class Inbound:
         raw = await self._state.get(_CHANNELS_KEY)
         stored = {int(c) for c in json.loads(raw)} if raw else set()
         self._known = stored | set(configured)
+        raw = await self._state.get(_THREADS_KEY)
+        self.parents = {int(t): int(p) for t, p in json.loads(raw).items()} if raw else {}
+
+    async def _remember_parent(self, thread_id: int, parent_id: int) -> None:
+        if self.parents.get(thread_id) != parent_id:
+            self.parents[thread_id] = parent_id
+            await self._state.set(_THREADS_KEY, json.dumps(self.parents))
 
     # -- feeding ------------------------------------------------------------------------
 
@@ -128,6 +175,36 @@ class Inbound:
         """A fresh gateway session: whatever the old one missed is read from history
         before the next live message of each channel."""
         self._needs_catch_up |= self._known
+
+    async def adopt_threads(self, threads: Iterable[tuple[int, int, datetime]]) -> None:
+        """At a new session, the active threads as (thread, parent, started): one under a
+        watched channel, unknown to us and started after the last message handled there,
+        was started while we were away, and is read from its start like a known channel."""
+        for thread_id, parent_id, started in threads:
+            if thread_id in self._known or parent_id not in self._known:
+                continue
+            last = await self.last_id(parent_id)
+            if last is None or started <= discord.utils.snowflake_time(last):
+                continue
+            log.info("thread %s in channel %s was started while away", thread_id, parent_id)
+            await self._adopt(thread_id, parent_id)
+            self._needs_catch_up.add(thread_id)
+
+    def thread_started(self, thread_id: int, parent_id: int) -> None:
+        """A thread started under a watched channel is watched from its start: after a
+        restart its history is read like any channel's, also before anything in it was
+        handled."""
+        if parent_id in self._known and thread_id not in self._known:
+            self._queue(thread_id).put_nowait(_Item("adopt", parent=parent_id))
+
+    async def _adopt(self, thread_id: int, parent_id: int) -> None:
+        await self._remember_parent(thread_id, parent_id)
+        self._known.add(thread_id)
+        await self._state.set(_CHANNELS_KEY, json.dumps(sorted(self._known)))
+        if await self.last_id(thread_id) is None:
+            # Its messages all come after its id (the starter message's, or its own).
+            await self._state.set(f"last:{thread_id}", str(thread_id))
+            self._last[thread_id] = thread_id
 
     def catch_up_all(self) -> None:
         for channel_id in sorted(self._needs_catch_up):
@@ -159,6 +236,8 @@ class Inbound:
         while True:
             item = await queue.get()
             try:
+                if item.kind == "adopt" and item.parent is not None:
+                    await self._adopt(channel_id, item.parent)
                 if item.kind == "catchup" or channel_id in self._needs_catch_up:
                     await self._catch_up(channel_id)
                 if item.kind == "message" and item.message is not None:
@@ -192,9 +271,12 @@ class Inbound:
         last = await self.last_id(channel_id)
         if last is not None and message.id <= last:
             return  # handled already (catch-up and live overlap)
-        if self._is_own(message):
+        if self._is_own(message) or not is_words(message):
             return
-        event = message_event(message)
+        channel = message.channel
+        if isinstance(channel, discord.Thread) and channel.parent_id:
+            await self._remember_parent(channel.id, channel.parent_id)
+        event = message_event(message, self.parents.get(channel_id))
         if await self._state.seen(event.event_id):
             return
         try:

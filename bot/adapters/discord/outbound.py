@@ -23,6 +23,7 @@ from bot.adapters.discord.errors import (
     AuthBrake,
     boundary,
 )
+from bot.adapters.discord.inbound import ref_of
 from bot.adapters.discord.interactions import Interactions, interaction_id
 from bot.adapters.discord.polls import (
     PollBook,
@@ -32,6 +33,7 @@ from bot.adapters.discord.polls import (
     native_poll,
     poll_buttons,
 )
+from bot.adapters.discord.threads import Threads, channel_id, message_place
 from bot.adapters.discord.webhooks import Upload, Webhooks
 from bot.core.errors import PermanentSendError, TransientSendError
 from bot.core.messages import Attachment, Button, OutgoingMessage, split_text
@@ -41,18 +43,6 @@ log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT: Final = 2000
 UPLOAD_LIMIT: Final = 10 * 1024 * 1024  # what every guild allows
-
-
-def channel_id(room: RoomRef) -> int:
-    if room.platform != "discord" or not room.id.isdigit():
-        raise PermanentSendError(f"{room} is not a Discord channel")
-    return int(room.id)
-
-
-def message_id(ref: MessageRef) -> int:
-    if not ref.id.isdigit():
-        raise PermanentSendError(f"{ref} is not a Discord message")
-    return int(ref.id)
 
 
 def part_nonce(token: str, index: int) -> str:
@@ -84,10 +74,12 @@ class Outbound:
         webhooks: Webhooks,
         interactions: Interactions,
         polls: PollBook,
+        threads: Threads,
         *,
         native_polls: bool = True,
     ) -> None:
         self._brake = brake
+        self._threads = threads
         self._webhooks = webhooks
         self._interactions = interactions
         self._polls = polls
@@ -126,6 +118,7 @@ class Outbound:
                 # Meant for the caller alone: never posted for everyone instead.
                 raise PermanentSendError("the interaction expired; its private answer is dropped")
             message = _without_reply(message)  # the interaction expired: post in the channel
+        thread = await self._thread_for(cid, message)
         if message.attribution is not None and message.poll is None and not message.buttons:
             # A webhook cannot answer a message: a link to the answered one goes first.
             link = self._jump_url(cid, message.reply_to)
@@ -139,29 +132,52 @@ class Outbound:
                 username=message.attribution.label,
                 avatar_url=message.attribution.avatar_url,
                 uploads=uploads,
+                thread=thread,
             )
             self.sent += 1
-            return MessageRef(room, str(first))
-        return await self._send_parts(room, cid, message, parts, uploads, token)
+            return ref_of(room, thread, first)
+        return await self._send_parts(room, cid, thread, message, parts, uploads, token)
+
+    async def _thread_for(self, cid: int, message: OutgoingMessage) -> int | None:
+        """The thread to post in: the root's (started if need be), else the answered
+        message's, else none."""
+        if message.thread is not None:
+            where, root = message_place(message.thread)
+            if where != cid:
+                return where  # the root is itself in a thread: Discord nests no deeper
+            return await self._threads.ensure(self._client(), cid, root)
+        if message.reply_to is not None and interaction_id(message.reply_to) is None:
+            try:
+                where, _ = message_place(message.reply_to)
+            except PermanentSendError:
+                return None
+            return where if where != cid else None
+        return None
 
     def _jump_url(self, cid: int, reply_to: MessageRef | None) -> str | None:
-        if reply_to is None or not reply_to.id.isdigit() or reply_to.room.id != str(cid):
+        if reply_to is None or reply_to.room.id != str(cid):
+            return None
+        try:
+            where, mid = message_place(reply_to)
+        except PermanentSendError:
             return None
         guild = getattr(self._client().get_channel(cid), "guild", None)
         if guild is None:
             return None
-        return f"https://discord.com/channels/{guild.id}/{cid}/{reply_to.id}"
+        return f"https://discord.com/channels/{guild.id}/{where}/{mid}"
 
     async def _send_parts(
         self,
         room: RoomRef,
         cid: int,
+        thread: int | None,
         message: OutgoingMessage,
         parts: list[str],
         uploads: list[Upload],
         token: str,
     ) -> MessageRef:
-        channel = self._channel(cid)
+        where = thread or cid
+        channel = self._channel(where)
         poll = message.poll
         native = poll is not None and self.native_polls and fits_native(poll)
         buttons = message.buttons
@@ -172,9 +188,10 @@ class Outbound:
         if not parts and not native and not uploads:
             parts = ["…"]
         reference = None
-        if message.reply_to is not None and message.reply_to.id.isdigit():
+        answered = _place_or_none(message.reply_to)
+        if answered is not None and answered[0] == where:
             reference = discord.MessageReference(
-                message_id=int(message.reply_to.id), channel_id=cid, fail_if_not_exists=False
+                message_id=answered[1], channel_id=where, fail_if_not_exists=False
             )
         first: discord.Message | None = None
         last: discord.Message | None = None
@@ -215,17 +232,19 @@ class Outbound:
             )
         self.sent += count
         # A poll is closed through its own message; other posts are answered by the first.
-        return MessageRef(room, str(last.id if poll is not None else first.id))
+        return ref_of(room, thread, last.id if poll is not None else first.id)
 
     async def edit(self, target: MessageRef, message: OutgoingMessage, token: str) -> None:
-        cid, mid = channel_id(target.room), message_id(target)
+        cid = channel_id(target.room)
+        where, mid = message_place(target)
+        thread = where if where != cid else None
         text = split_text(message.text, MESSAGE_LIMIT)[0] if message.text.strip() else "…"
         if message.attribution is not None:
             # An attributed post is our webhook's: the bot's own edit would be refused
             # with a 403, and refusals count towards the AuthBrake.
-            await self._webhooks.edit(self._client(), cid, mid, text)
+            await self._webhooks.edit(self._client(), cid, mid, text, thread=thread)
             return
-        partial = self._client().get_partial_messageable(cid).get_partial_message(mid)
+        partial = self._client().get_partial_messageable(where).get_partial_message(mid)
         try:
             async with boundary(self._brake):
                 await partial.edit(content=text, allowed_mentions=discord.AllowedMentions.none())
@@ -233,12 +252,12 @@ class Outbound:
             cause = exc.__cause__
             if isinstance(cause, discord.HTTPException) and cause.code == CANNOT_EDIT_OTHERS:
                 # Our webhook's message (a bridged post): edited through the webhook.
-                await self._webhooks.edit(self._client(), cid, mid, text)
+                await self._webhooks.edit(self._client(), cid, mid, text, thread=thread)
                 return
             raise
 
     async def delete(self, target: MessageRef, token: str) -> None:
-        cid, mid = channel_id(target.room), message_id(target)
+        cid, mid = message_place(target)
         partial = self._client().get_partial_messageable(cid).get_partial_message(mid)
         try:
             async with boundary(self._brake):
@@ -250,7 +269,7 @@ class Outbound:
             raise
 
     async def react(self, target: MessageRef, key: str, token: str) -> MessageRef | None:
-        cid, mid = channel_id(target.room), message_id(target)
+        cid, mid = message_place(target)
         partial = self._client().get_partial_messageable(cid).get_partial_message(mid)
         async with boundary(self._brake):
             await partial.add_reaction(key)
@@ -259,7 +278,7 @@ class Outbound:
     async def close_poll(
         self, target: MessageRef, message: OutgoingMessage, token: str
     ) -> MessageRef | None:
-        cid, mid = channel_id(target.room), message_id(target)
+        cid, mid = message_place(target)
         record = await self._polls.get(mid)
         client = self._client()
         if record is not None and record.kind == "native":
@@ -280,6 +299,15 @@ class Outbound:
             text=message.text, reply_to=target, attachments=message.attachments, notice=True
         )
         return await self.send(target.room, reply, token)
+
+
+def _place_or_none(ref: MessageRef | None) -> tuple[int, int] | None:
+    if ref is None:
+        return None
+    try:
+        return message_place(ref)
+    except PermanentSendError:
+        return None
 
 
 def _without_reply(message: OutgoingMessage) -> OutgoingMessage:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import discord
 
 from bot.adapters.discord.commands import association_choices, parse_invocation
 from bot.adapters.discord.errors import AuthBrake, boundary
-from bot.adapters.discord.inbound import Inbound, room_of, sender_of
+from bot.adapters.discord.inbound import Inbound, place_of, ref_of, sender_of
 from bot.adapters.discord.interactions import Interactions
 from bot.adapters.discord.polls import VOTE_PREFIX, PollBook
 from bot.core.commands import CommandSpec
@@ -28,7 +28,7 @@ from bot.core.events import (
     ReactionAdded,
     ReactionRemoved,
 )
-from bot.core.refs import MessageRef
+from bot.core.refs import MessageRef, RoomRef
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,12 @@ class Receiver:
         translate: Callable[[str], str],
         is_own: Callable[[int | None, int | None], bool],
         connected: Callable[[], None] = lambda: None,
+        channel_of: Callable[[int], object] = lambda _: None,
+        threads: Callable[[], Iterable[discord.Thread]] = list,
     ) -> None:
+        self._threads = threads
         self._connected = connected
+        self._channel_of = channel_of
         self._inbound = inbound
         self._interactions = interactions
         self._polls = polls
@@ -91,11 +95,24 @@ class Receiver:
 
     async def ready(self) -> None:
         self.ready_count += 1
+        await self._inbound.adopt_threads(
+            (t.id, t.parent_id, t.created_at or discord.utils.snowflake_time(t.id))
+            for t in self._threads()
+        )
         self._inbound.catch_up_all()
         self._connected()
 
+    async def thread_create(self, thread: discord.Thread) -> None:
+        self._inbound.thread_started(thread.id, thread.parent_id)
+
     async def resumed(self) -> None:
         self._connected()
+
+    def _place(self, channel_id: int, message_id: int) -> tuple[RoomRef, MessageRef]:
+        """The room of a message known by ids only, and its reference (see `ref_of`)."""
+        channel = self._channel_of(channel_id)
+        room, thread = place_of(channel, channel_id, self._inbound.parents.get(channel_id))
+        return room, ref_of(room, thread, message_id)
 
     async def message(self, message: discord.Message) -> None:
         self._inbound.message(message)
@@ -106,7 +123,7 @@ class Receiver:
         message = payload.message
         if message.edited_at is None or self._is_own(message.author.id, message.webhook_id):
             return  # no edit time: Discord only added a link preview
-        room = room_of(payload.channel_id)
+        room, ref = self._place(payload.channel_id, message.id)
         edited = message.edited_at
         self._inbound.event(
             payload.channel_id,
@@ -115,14 +132,14 @@ class Receiver:
                 room=room,
                 sender=sender_of(message.author),
                 at=edited,
-                ref=MessageRef(room, str(message.id)),
+                ref=ref,
                 text=message.clean_content,
             ),
         )
 
     async def message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         cached = payload.cached_message
-        room = room_of(payload.channel_id)
+        room, ref = self._place(payload.channel_id, payload.message_id)
         self._inbound.event(
             payload.channel_id,
             MessageDeleted(
@@ -130,15 +147,14 @@ class Receiver:
                 room=room,
                 sender=sender_of(cached.author if cached else None),
                 at=discord.utils.utcnow(),
-                ref=MessageRef(room, str(payload.message_id)),
+                ref=ref,
             ),
         )
 
     async def reaction(self, payload: discord.RawReactionActionEvent, added: bool) -> None:
         if self._is_own(payload.user_id, None):
             return
-        room = room_of(payload.channel_id)
-        target = MessageRef(room, str(payload.message_id))
+        room, target = self._place(payload.channel_id, payload.message_id)
         key = str(payload.emoji)
         now = discord.utils.utcnow()
         ident = f"{payload.message_id}:{payload.user_id}:{key}:{now.timestamp()}"
@@ -169,7 +185,7 @@ class Receiver:
         )
         if answers is None:
             return
-        room = room_of(payload.channel_id)
+        room, poll = self._place(payload.channel_id, payload.message_id)
         now = discord.utils.utcnow()
         self._inbound.event(
             payload.channel_id,
@@ -178,7 +194,7 @@ class Receiver:
                 room=room,
                 sender=sender_of(None, payload.user_id),
                 at=now,
-                poll=MessageRef(room, str(payload.message_id)),
+                poll=poll,
                 answers=answers,
             ),
         )
@@ -205,7 +221,7 @@ class Receiver:
             interaction.channel_id,
             CommandInvoked(
                 event_id=f"i{interaction.id}",
-                room=room_of(interaction.channel_id),
+                room=place_of(interaction.channel, interaction.channel_id)[0],
                 sender=sender_of(interaction.user),
                 at=interaction.created_at,
                 path=path,
@@ -234,8 +250,7 @@ class Receiver:
         message = interaction.message
         if message is None:
             return
-        room = room_of(interaction.channel_id)
-        ref = MessageRef(room, str(message.id))
+        room, ref = self._place(interaction.channel_id, message.id)
         record = await self._polls.get(message.id) if custom_id.startswith(VOTE_PREFIX) else None
         if record is not None:
             answers = self._polls.button_vote(

@@ -117,21 +117,24 @@ class Webhooks:
         username: str,
         avatar_url: str | None,
         uploads: list[Upload],
+        thread: int | None = None,
     ) -> int:
-        """Post `parts` through the channel's webhook; the id of the first message."""
+        """Post `parts` through the channel's webhook (into `thread`, one of the
+        channel's threads, if given); the id of the first message."""
         hook = await self.hook(client, channel_id)
+        where = thread or channel_id  # where the posts land, and where to look for them
         name = safe_username(username)
         first: int | None = None
         for i, part in enumerate(parts):
             key = f"whsend:{token}:{i}"
-            done = await self._already_sent(client, channel_id, hook, key, part, name)
+            done = await self._already_sent(client, where, hook, key, part, name)
             if done is None:
                 # Recorded before sending: a retry after a failure knows to look first, at
                 # what came after this point. Five minutes back, as clocks differ; but not
                 # before our last post here, or an earlier post of the same words by the
                 # same person would be taken for this one and this one never sent.
                 marker = discord.utils.time_snowflake(discord.utils.utcnow() - timedelta(minutes=5))
-                marker = max(marker, await self._last_post(channel_id))
+                marker = max(marker, await self._last_post(where))
                 await self._state.set(key, f"try:{marker}")
                 body: dict[str, Any] = {
                     "content": part,
@@ -141,8 +144,8 @@ class Webhooks:
                 if avatar_url:
                     body["avatar_url"] = avatar_url
                 last = i == len(parts) - 1
-                done = await self._execute(channel_id, hook, body, uploads if last else [])
-                await self._posted(channel_id, done)
+                done = await self._execute(channel_id, hook, body, uploads if last else [], thread)
+                await self._posted(where, done)
                 if not last:
                     # The last part's record goes right below; a crash before that
                     # finds the post in the history after the marker.
@@ -199,20 +202,31 @@ class Webhooks:
         return None
 
     async def _execute(
-        self, channel_id: int, hook: Hook, body: dict[str, Any], uploads: list[Upload]
+        self,
+        channel_id: int,
+        hook: Hook,
+        body: dict[str, Any],
+        uploads: list[Upload],
+        thread: int | None,
     ) -> int:
         url = f"{discord.http.Route.BASE}/webhooks/{hook.id}/{hook.token}"
-        data = await self._request("POST", url, channel_id, body, uploads, params={"wait": "true"})
+        params = {"wait": "true", **_in_thread(thread)}
+        data = await self._request("POST", url, channel_id, body, uploads, params=params)
         return int(data["id"])
 
     async def edit(
-        self, client: discord.Client, channel_id: int, message_id: int, text: str
+        self,
+        client: discord.Client,
+        channel_id: int,
+        message_id: int,
+        text: str,
+        *,
+        thread: int | None = None,
     ) -> None:
         hook = await self.hook(client, channel_id)
         url = f"{discord.http.Route.BASE}/webhooks/{hook.id}/{hook.token}/messages/{message_id}"
-        await self._request(
-            "PATCH", url, channel_id, {"content": text, "allowed_mentions": NO_MENTIONS}, []
-        )
+        body = {"content": text, "allowed_mentions": NO_MENTIONS}
+        await self._request("PATCH", url, channel_id, body, [], params=_in_thread(thread))
 
     async def _request(
         self,
@@ -268,3 +282,8 @@ class Webhooks:
         if status in (401, 403):
             self._brake.record(status)
         raise PermanentSendError(f"Discord answered {status} (code {code}) to a webhook post")
+
+
+def _in_thread(thread: int | None) -> dict[str, str]:
+    # Discord reaches a webhook's message in a thread only when told the thread.
+    return {"thread_id": str(thread)} if thread else {}

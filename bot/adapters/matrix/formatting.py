@@ -193,6 +193,18 @@ def with_reply(content: dict[str, Any], reply_to: str, thread_root: str | None) 
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
 
 
+def in_thread(content: dict[str, Any], root: str, reply_to: str | None) -> None:
+    """Put `content` in the thread of `root`. Without a reply of its own it falls back,
+    for clients without threads, to answering the root (the spec asks for the latest
+    event of the thread, which a relay does not track; the root reads as well)."""
+    content["m.relates_to"] = {
+        "rel_type": "m.thread",
+        "event_id": root,
+        "is_falling_back": reply_to is None,
+        "m.in_reply_to": {"event_id": reply_to or root},
+    }
+
+
 def edit_content(target_id: str, new: dict[str, Any]) -> dict[str, Any]:
     fresh = {k: v for k, v in new.items() if k != "m.relates_to"}
     return {

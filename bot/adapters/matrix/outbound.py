@@ -92,9 +92,13 @@ class Outbound:
             bodies.extend(("m.room.message", c) for c in formatting.text_contents(message))
         first: str | None = None
         n = 0
+        root = message.thread.id if message.thread is not None else None
         for event_type, content in bodies:
-            if message.reply_to is not None and first is None:
-                reply = message.reply_to.id
+            reply = message.reply_to.id if message.reply_to is not None else None
+            if root is not None:
+                # Every part stays in the thread; only the first answers the reply.
+                formatting.in_thread(content, root, reply if first is None else None)
+            elif reply is not None and first is None:
                 formatting.with_reply(content, reply, self._thread_of(reply))
             # One transaction id per part, all derived from the delivery token: a retry
             # of any part is recognised by the homeserver and not posted twice.
@@ -103,6 +107,8 @@ class Outbound:
             first = first or event_id
         for attachment in message.attachments:
             content = await self._media(room_id, attachment)
+            if root is not None:
+                formatting.in_thread(content, root, None)
             event_id = await self.raw_send(room_id, "m.room.message", content, _txn(token, n))
             n += 1
             first = first or event_id
