@@ -163,6 +163,51 @@ async def test_a_long_message_is_split_on_discord_and_whole_on_matrix(
     assert len(env.matrix_from_bot(env.ludvika)) == 1
 
 
+def edit_of(target: str, text: str) -> dict[str, Any]:
+    return {
+        "msgtype": "m.text",
+        "body": "* " + text,
+        "m.new_content": {"msgtype": "m.text", "body": text},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": target},
+    }
+
+
+async def test_edits_and_deletion_of_a_long_message_reach_every_discord_part(
+    bridge_env: BridgeEnv,
+) -> None:
+    env = bridge_env
+    s = env.standin
+    sentence = "Regionen behöver fler som vill engagera sig i föreningslivet. "
+    text = "\n\n".join((sentence * 10).strip() for _ in range(5))[:3000].rstrip()
+    changed = text.replace("Regionen", "Distriktet")
+    async with running_app(env) as live:
+        original = await env.anna.say(env.falun, text)
+        await poll_until(lambda: len(env.discord_copies()) == 2, what="two parts")
+        first, second = env.discord_copies()
+        # Both parts change.
+        await env.anna.send(env.falun, edit_of(original, changed + " Slut."))
+        await poll_until(
+            lambda: (
+                "Distriktet" in first.data["content"] and "Distriktet" in second.data["content"]
+            ),
+            what="both parts edited",
+        )
+        edited = (first.data["content"], second.data["content"])
+        # Short now: the first part says it all, the second goes.
+        await env.anna.send(env.falun, edit_of(original, "Kort och gott."))
+        await poll_until(lambda: second.deleted, what="the second part deleted")
+        shortened = first.data["content"]
+        await env.anna.client.room_redact(env.falun, original)
+        await poll_until(lambda: first.deleted, what="the post deleted")
+        await live.idle()
+    assert " ".join((edited[0] + " " + edited[1]).split()) == " ".join((changed + " Slut.").split())
+    assert all(len(part) <= 2000 for part in edited)
+    assert shortened == "Kort och gott."
+    assert env.discord_copies() == []
+    # The edits went through the webhook: no refused request.
+    assert [r.route for r in s.requests if r.status >= 400] == []
+
+
 async def test_formatting_converts_both_ways(bridge_env: BridgeEnv) -> None:
     env = bridge_env
     s, bertil = env.standin, env.world.bertil

@@ -12,6 +12,7 @@ from bot.adapters.discord import DiscordAdapter, create_adapter
 from bot.adapters.discord.commands import association_choices, build_commands, parse_invocation
 from bot.adapters.discord.errors import AuthBrake, convert
 from bot.adapters.discord.outbound import attachments_split, part_nonce
+from bot.adapters.discord.parts import fit
 from bot.adapters.discord.threads import message_place, thread_name
 from bot.adapters.discord.webhooks import safe_username
 from bot.core.clock import SystemClock
@@ -151,3 +152,14 @@ def test_thread_name_is_the_first_line_of_words() -> None:
     assert thread_name("", "Tråd") == "Tråd"
     long = thread_name("ord " * 40, "Tråd")
     assert len(long) <= 60 and long.endswith("…")
+
+
+def test_an_edit_fits_the_parts_a_post_has() -> None:
+    sentence = "Ett möte om valet. "
+    long = sentence * 300  # 5700 characters: three parts as a new post
+    assert len(fit(long, 3, 2000)) == 3
+    two = fit(long, 2, 2000)
+    assert len(two) == 2 and all(len(p) <= 2000 for p in two)
+    assert two[1].endswith("…")  # what did not fit is cut short, and says so
+    assert fit("Kort.", 2, 2000) == ["Kort."]
+    assert fit("  ", 1, 2000) == ["…"]

@@ -29,6 +29,7 @@ from bot.adapters.discord.errors import AuthBrake, boundary
 from bot.adapters.discord.inbound import Inbound
 from bot.adapters.discord.interactions import Interactions
 from bot.adapters.discord.outbound import MESSAGE_LIMIT, Outbound
+from bot.adapters.discord.parts import Parts
 from bot.adapters.discord.polls import PollBook
 from bot.adapters.discord.receiver import Receiver, RoleCache
 from bot.adapters.discord.threads import Threads, channel_id
@@ -94,6 +95,7 @@ class DiscordAdapter:
             self.interactions,
             self.polls,
             self.threads,
+            Parts(state),
             native_polls=settings.native_polls,
         )
         self.client: GatewayClient | None = None

@@ -25,6 +25,7 @@ from bot.adapters.discord.errors import (
 )
 from bot.adapters.discord.inbound import ref_of
 from bot.adapters.discord.interactions import Interactions, interaction_id
+from bot.adapters.discord.parts import Parts, fit
 from bot.adapters.discord.polls import (
     PollBook,
     PollRecord,
@@ -75,11 +76,13 @@ class Outbound:
         interactions: Interactions,
         polls: PollBook,
         threads: Threads,
+        parts: Parts,
         *,
         native_polls: bool = True,
     ) -> None:
         self._brake = brake
         self._threads = threads
+        self._parts = parts
         self._webhooks = webhooks
         self._interactions = interactions
         self._polls = polls
@@ -124,7 +127,7 @@ class Outbound:
             link = self._jump_url(cid, message.reply_to)
             if link is not None:
                 parts = split_text(f"-# ↪ {link}\n{text}", MESSAGE_LIMIT)
-            first = await self._webhooks.post(
+            posted = await self._webhooks.post(
                 self._client(),
                 cid,
                 parts or ["" if uploads else "…"],
@@ -135,7 +138,8 @@ class Outbound:
                 thread=thread,
             )
             self.sent += 1
-            return ref_of(room, thread, first)
+            await self._parts.remember(thread or cid, posted)
+            return ref_of(room, thread, posted[0])
         return await self._send_parts(room, cid, thread, message, parts, uploads, token)
 
     async def _thread_for(self, cid: int, message: OutgoingMessage) -> int | None:
@@ -195,6 +199,7 @@ class Outbound:
             )
         first: discord.Message | None = None
         last: discord.Message | None = None
+        posted: list[int] = []
         count = max(1, len(parts))
         for i in range(count):
             is_last = i == count - 1
@@ -218,6 +223,7 @@ class Outbound:
                 sent = await channel.send(parts[i] if i < len(parts) else None, **kwargs)
             first = first or sent
             last = sent
+            posted.append(sent.id)
         assert first is not None and last is not None
         if poll is not None:
             answers = [a.id for a in poll.answers]
@@ -231,15 +237,31 @@ class Outbound:
                 ),
             )
         self.sent += count
+        if poll is None:
+            await self._parts.remember(where, posted)
         # A poll is closed through its own message; other posts are answered by the first.
         return ref_of(room, thread, last.id if poll is not None else first.id)
 
     async def edit(self, target: MessageRef, message: OutgoingMessage, token: str) -> None:
+        """Edit a post, every part of it if it was split: the new text is split the same
+        way; parts it no longer needs are deleted, and a text that needs more parts than
+        the post has is cut short in its last part."""
         cid = channel_id(target.room)
         where, mid = message_place(target)
         thread = where if where != cid else None
-        text = split_text(message.text, MESSAGE_LIMIT)[0] if message.text.strip() else "…"
-        if message.attribution is not None:
+        ids = await self._parts.of(where, mid)
+        texts = fit(message.text, len(ids), MESSAGE_LIMIT)
+        for part_id, text in zip(ids, texts, strict=False):
+            await self._edit_one(cid, where, thread, part_id, text, message.attribution is not None)
+        for extra in ids[len(texts) :]:
+            await self._delete_one(where, extra)
+        if len(texts) < len(ids):
+            await self._parts.keep(where, ids[: len(texts)])
+
+    async def _edit_one(
+        self, cid: int, where: int, thread: int | None, mid: int, text: str, attributed: bool
+    ) -> None:
+        if attributed:
             # An attributed post is our webhook's: the bot's own edit would be refused
             # with a 403, and refusals count towards the AuthBrake.
             await self._webhooks.edit(self._client(), cid, mid, text, thread=thread)
@@ -257,8 +279,13 @@ class Outbound:
             raise
 
     async def delete(self, target: MessageRef, token: str) -> None:
-        cid, mid = message_place(target)
-        partial = self._client().get_partial_messageable(cid).get_partial_message(mid)
+        where, mid = message_place(target)
+        for part_id in await self._parts.of(where, mid):
+            await self._delete_one(where, part_id)
+        await self._parts.forget(where, mid)
+
+    async def _delete_one(self, where: int, mid: int) -> None:
+        partial = self._client().get_partial_messageable(where).get_partial_message(mid)
         try:
             async with boundary(self._brake):
                 await partial.delete()

@@ -118,13 +118,13 @@ class Webhooks:
         avatar_url: str | None,
         uploads: list[Upload],
         thread: int | None = None,
-    ) -> int:
+    ) -> list[int]:
         """Post `parts` through the channel's webhook (into `thread`, one of the
-        channel's threads, if given); the id of the first message."""
+        channel's threads, if given); the ids of the messages."""
         hook = await self.hook(client, channel_id)
         where = thread or channel_id  # where the posts land, and where to look for them
         name = safe_username(username)
-        first: int | None = None
+        posted: list[int] = []
         for i, part in enumerate(parts):
             key = f"whsend:{token}:{i}"
             done = await self._already_sent(client, where, hook, key, part, name)
@@ -151,11 +151,10 @@ class Webhooks:
                     # finds the post in the history after the marker.
                     await self._state.set(key, f"sent:{done}")
                 self.sent += 1
-            first = done if first is None else first
-        assert first is not None
+            posted.append(done)
         # Every part is out: the per-part records have served their purpose.
         await self._state.delete_prefix(f"whsend:{token}:")
-        return first
+        return posted
 
     async def _last_post(self, channel_id: int) -> int:
         last = self._last.get(channel_id)
