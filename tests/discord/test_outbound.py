@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from bot.core.events import ButtonPressed, PollVoteReceived
 from bot.core.messages import Attachment, Attribution, Button, OutgoingMessage, Poll, PollAnswer
 from bot.core.refs import RoomRef
 from bot.delivery import Target
+from bot.storage.database import Database
 from tests.discord.botrun import Probe, Running, World, running_bot, settings_for
 from tests.discord.standin import StandIn
 
@@ -159,6 +161,53 @@ async def test_polls_native_and_buttons(world: World, tmp_path: Path) -> None:
         assert all(c["disabled"] for c in button_msg.data["components"][0]["components"])
         results = [m for m in s.channel_messages(falun.id) if m.data["content"] == "Resultat"]
         assert len(results) == 2
+
+
+async def test_a_multiple_choice_vote_by_buttons_outlives_a_restart(
+    world: World, tmp_path: Path
+) -> None:
+    s = world.standin
+    falun = world.channels[0]
+    room = RoomRef("discord", str(falun.id))
+    settings = settings_for(world, tmp_path)
+    answers = (PollAnswer("a", "Buss"), PollAnswer("b", "Tåg"), PollAnswer("c", "Cykel"))
+    poll = Poll("Hur reser vi?", answers, max_selections=2, secret=True)
+    Probe.events.clear()
+
+    def votes() -> list[tuple[str, ...]]:
+        return [e.answers for e in Probe.events if isinstance(e, PollVoteReceived)]
+
+    async with running_bot(settings) as run:
+        await run.app.delivery.send("poll:multi", room, OutgoingMessage("Resan", poll=poll))
+        assert await _sent(run, s, "poll:multi") == "sent"
+        [msg] = [m for m in s.channel_messages(falun.id) if m.author_id == s.bot.id]
+        await s.click(msg, world.anna, "vote:a")
+        await s.wait_for(lambda: len(votes()) == 1, what="the first click")
+    async with running_bot(settings) as run:
+        # After the restart the second click adds to the first rather than replacing it.
+        await s.click(msg, world.anna, "vote:b")
+        await s.wait_for(lambda: len(votes()) == 2, what="the second click")
+        await s.click(msg, world.anna, "vote:c")  # a third is one too many
+        await s.wait_for(lambda: len(votes()) == 3, what="the third click")
+        await s.click(msg, world.anna, "vote:a")  # a click again takes it back
+        await s.wait_for(lambda: len(votes()) == 4, what="four clicks")
+        await run.app.delivery.close_poll(
+            "close:multi", Target(key="poll:multi"), room, OutgoingMessage("")
+        )
+        assert await _sent(run, s, "close:multi") == "sent"
+    assert votes() == [("a",), ("a", "b"), ("a", "b"), ("b",)]
+    # Closed: the choices are not kept.
+    db_state = [k for k in await _state_keys(settings) if k.startswith("choice:")]
+    assert db_state == []
+
+
+async def _state_keys(settings: Any) -> list[str]:
+    db = await Database.open(settings.bot.database)
+    try:
+        rows = await db.fetchall("SELECT key FROM adapter_state WHERE platform = 'discord'")
+    finally:
+        await db.close()
+    return [str(r[0]) for r in rows]
 
 
 async def test_buttons_edits_deletes_reactions_attachments(world: World, tmp_path: Path) -> None:

@@ -319,7 +319,7 @@ class Outbound:
             partial = client.get_partial_messageable(cid).get_partial_message(mid)
             async with boundary(self._brake):
                 await partial.edit(view=button_view(buttons, disabled=True))
-        self._polls.closed(mid)
+        await self._polls.closed(mid)
         if not message.text.strip():
             return None
         reply = OutgoingMessage(

@@ -83,8 +83,9 @@ class PollRecord:
 
 
 class PollBook:
-    """Which messages are polls, and each voter's current choice while it runs (in
-    memory only: a choice is needed to turn Discord's per-answer events into a vote)."""
+    """Which messages are polls, and each voter's current choice while it runs, kept in
+    the adapter state: Discord reports one answer per event (a vote added or removed, a
+    button clicked), and a restart must not forget what a voter chose before it."""
 
     def __init__(self, state: AdapterState) -> None:
         self._state = state
@@ -118,35 +119,52 @@ class PollBook:
             )
         return self._cache[message_id]
 
-    def native_vote(
+    @staticmethod
+    def _choice_key(message_id: int, user_id: int) -> str:
+        # Ended by a colon, so that `closed` can forget a poll's choices by prefix.
+        return f"choice:{message_id}:{user_id}:"
+
+    async def _chosen(self, message_id: int, user_id: int) -> list[str]:
+        key = (message_id, user_id)
+        if key not in self._choices:
+            raw = await self._state.get(self._choice_key(message_id, user_id))
+            self._choices[key] = [str(a) for a in json.loads(raw)] if raw else []
+        return self._choices[key]
+
+    async def _save(self, message_id: int, user_id: int, chosen: list[str]) -> tuple[str, ...]:
+        # Taken before the write: a click handled meanwhile changes `chosen` in place.
+        now = tuple(chosen)
+        await self._state.set(self._choice_key(message_id, user_id), json.dumps(now))
+        return now
+
+    async def native_vote(
         self, message_id: int, user_id: int, record: PollRecord, answer_index: int, added: bool
     ) -> tuple[str, ...] | None:
         """The voter's choice after Discord's add/remove of answer `answer_index` (1-based)."""
         if not 1 <= answer_index <= len(record.answers):
             return None
         answer = record.answers[answer_index - 1]
-        key = (message_id, user_id)
-        chosen = self._choices.setdefault(key, [])
+        chosen = await self._chosen(message_id, user_id)
         if added and answer not in chosen:
             chosen.append(answer)
         elif not added and answer in chosen:
             chosen.remove(answer)
-        return tuple(chosen)
+        return await self._save(message_id, user_id, chosen)
 
-    def button_vote(
+    async def button_vote(
         self, message_id: int, user_id: int, record: PollRecord, answer: str
     ) -> tuple[str, ...]:
         """One answer per click; in a multiple-choice poll a click toggles it."""
         if record.max_selections <= 1:
             return (answer,)
-        key = (message_id, user_id)
-        chosen = self._choices.setdefault(key, [])
+        chosen = await self._chosen(message_id, user_id)
         if answer in chosen:
             chosen.remove(answer)
         elif len(chosen) < record.max_selections:
             chosen.append(answer)
-        return tuple(chosen)
+        return await self._save(message_id, user_id, chosen)
 
-    def closed(self, message_id: int) -> None:
+    async def closed(self, message_id: int) -> None:
         for key in [k for k in self._choices if k[0] == message_id]:
             del self._choices[key]
+        await self._state.delete_prefix(f"choice:{message_id}:")

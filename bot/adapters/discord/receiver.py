@@ -180,7 +180,7 @@ class Receiver:
         record = await self._polls.get(payload.message_id)
         if record is None or record.kind != "native":
             return
-        answers = self._polls.native_vote(
+        answers = await self._polls.native_vote(
             payload.message_id, payload.user_id, record, payload.answer_id, added
         )
         if answers is None:
@@ -253,7 +253,7 @@ class Receiver:
         room, ref = self._place(interaction.channel_id, message.id)
         record = await self._polls.get(message.id) if custom_id.startswith(VOTE_PREFIX) else None
         if record is not None:
-            answers = self._polls.button_vote(
+            answers = await self._polls.button_vote(
                 message.id, interaction.user.id, record, custom_id[len(VOTE_PREFIX) :]
             )
             event: PollVoteReceived | ButtonPressed = PollVoteReceived(
