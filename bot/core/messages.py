@@ -57,10 +57,13 @@ class Poll:
 
 @dataclass(frozen=True, slots=True)
 class Button:
-    """A button under a message (Discord); a click arrives as `ButtonPressed`."""
+    """A button under a message (Discord); a click arrives as `ButtonPressed`. With an
+    `emoji`, platforms without buttons (Matrix) offer that reaction instead, placed by
+    the bot so that members answer with one tap; a reaction arrives as `ReactionAdded`."""
 
     custom_id: str
     label: str
+    emoji: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,7 @@ class OutgoingMessage:
                     if self.poll
                     else None
                 ),
-                "buttons": [[b.custom_id, b.label] for b in self.buttons],
+                "buttons": [[b.custom_id, b.label, b.emoji] for b in self.buttons],
                 "extra": self.extra,
             },
             ensure_ascii=False,
@@ -175,7 +178,7 @@ class OutgoingMessage:
                 if poll
                 else None
             ),
-            buttons=tuple(Button(c, label) for c, label in d.get("buttons", [])),
+            buttons=tuple(Button(*b) for b in d.get("buttons", [])),
             extra=d.get("extra") or {},
         )
 

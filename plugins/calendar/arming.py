@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 RSVP_YES = "calendar:rsvp:yes"
 RSVP_NO = "calendar:rsvp:no"
+# The reactions offered on Matrix for the same answers (rsvp.py reads these and others).
+YES_EMOJI = "👍"
+NO_EMOJI = "👎"
 
 
 def due_at(o: Occurrence, offset: timedelta, tz: ZoneInfo, all_day_time: time) -> datetime:
@@ -129,8 +132,8 @@ class Reminders:
             message = OutgoingMessage(
                 text=self.fmt.reminder(o, offset, lang, late=late, counts=counts),
                 buttons=(
-                    Button(RSVP_YES, self.ctx.t("calendar.button.yes", lang)),
-                    Button(RSVP_NO, self.ctx.t("calendar.button.no", lang)),
+                    Button(RSVP_YES, self.ctx.t("calendar.button.yes", lang), YES_EMOJI),
+                    Button(RSVP_NO, self.ctx.t("calendar.button.no", lang), NO_EMOJI),
                 ),
             )
             if await self.ctx.delivery.send(

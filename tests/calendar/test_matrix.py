@@ -58,6 +58,11 @@ async def test_reminders_reach_matrix_rooms_and_reactions_are_counted(
             assert "Påminnelse: Styrelsemöte" in body
             assert "tisdag 8 december kl. 18.00–20.00" in body
             reminders[room] = event["event_id"]
+            # The answers are offered as reactions, placed by the bot: one tap answers.
+            offered = await alice.wait_for(from_bot(bot.user_id, room, "m.reaction"), count=2)
+            relations = [e["content"]["m.relates_to"] for e in offered]
+            assert [r["key"] for r in relations] == ["👍", "👎"]
+            assert {r["event_id"] for r in relations} == {event["event_id"]}
 
         def react(room: str, key: str) -> dict[str, object]:
             relates = {"rel_type": "m.annotation", "event_id": reminders[room], "key": key}

@@ -114,6 +114,12 @@ class Outbound:
             first = first or event_id
         if first is None:
             raise PermanentSendError("nothing to send: no text, poll or attachment")
+        # No buttons on Matrix: the answers they stand for are offered as reactions.
+        for button in message.buttons:
+            if button.emoji:
+                content = formatting.reaction_content(first, button.emoji)
+                await self.raw_send(room_id, "m.reaction", content, _txn(token, n))
+                n += 1
         return MessageRef(room, first)
 
     async def edit(self, target: MessageRef, message: OutgoingMessage, token: str) -> None:
