@@ -11,6 +11,7 @@ import pytest
 from bot.adapters.discord import DiscordAdapter, create_adapter
 from bot.adapters.discord.commands import association_choices, build_commands, parse_invocation
 from bot.adapters.discord.errors import AuthBrake, convert
+from bot.adapters.discord.interactions import Interactions
 from bot.adapters.discord.outbound import attachments_split, part_nonce
 from bot.adapters.discord.parts import fit
 from bot.adapters.discord.threads import message_place, thread_name
@@ -163,3 +164,43 @@ def test_an_edit_fits_the_parts_a_post_has() -> None:
     assert two[1].endswith("…")  # what did not fit is cut short, and says so
     assert fit("Kort.", 2, 2000) == ["Kort."]
     assert fit("  ", 1, 2000) == ["…"]
+
+
+class _FlakyFollowups:
+    """An interaction whose followup fails once, as when Discord's 5xx outlasts
+    discord.py's own retries: the delivery then retries the whole answer."""
+
+    def __init__(self) -> None:
+        self.id = 4242
+        self.channel_id = 77
+        self.sent: list[str] = []
+        self.failures = 1
+        self.response = self
+        self.followup = self
+
+    async def send_message(self, content: str, **_: object) -> None:
+        self.sent.append(content)
+
+    async def send(self, content: str, **_: object) -> object:
+        if self.failures:
+            self.failures -= 1
+            raise TimeoutError("Discord did not answer")
+        self.sent.append(content)
+        return discord.Object(id=1000 + len(self.sent))
+
+
+async def test_a_retried_interaction_answer_sends_only_the_parts_not_yet_out() -> None:
+    interactions = Interactions(AuthBrake(), defer_after=60)
+    flaky = _FlakyFollowups()
+    origin = interactions.track(flaky)  # type: ignore[arg-type]
+    parts = ["del ett", "del två", "del tre"]
+    with pytest.raises(TransientSendError):
+        await interactions.reply(origin, parts, False, token="tok")
+    assert flaky.sent == ["del ett"]
+    answered = await interactions.reply(origin, parts, False, token="tok")
+    assert flaky.sent == ["del ett", "del två", "del tre"]
+    assert answered is not None and answered.id == "1002"
+    # Another answer to the same command (another delivery) is sent whole.
+    await interactions.reply(origin, ["mer"], False, token="other")
+    assert flaky.sent[-1] == "mer"
+    await interactions.stop()

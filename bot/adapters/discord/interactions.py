@@ -50,6 +50,9 @@ class _Pending:
     deferred: bool = False
     filled: bool = False  # the deferred "thinking" message was replaced by a reply
     timer: asyncio.Task[None] | None = None
+    # Per delivery token, the ids of the parts already out (0: the first answer, whose id
+    # Discord does not give): a retry after a part failed sends only the rest.
+    progress: dict[str, list[int]] = field(default_factory=dict)
 
 
 class Interactions:
@@ -93,20 +96,21 @@ class Interactions:
         parts: list[str],
         ephemeral: bool,
         files: Sequence[tuple[str, bytes]] = (),
+        token: str = "",
     ) -> MessageRef | None:
         """Answer the interaction `ref` names; None if it is unknown or expired. `files`
-        go with the last part."""
+        go with the last part. A retry with the same delivery `token` sends only the
+        parts that did not go out before."""
         key = interaction_id(ref)
         pending = self._pending.get(key) if key is not None else None
         if pending is None or time.monotonic() - pending.created > _TOKEN_LIFETIME:
             return None
         interaction = pending.interaction
         mentions = discord.AllowedMentions.none()
-        ids: list[int] = []
         async with pending.lock:
             if pending.timer is not None:
                 pending.timer.cancel()
-            rest = list(parts)
+            ids = pending.progress.setdefault(token, [])
 
             def attach(last: bool) -> dict[str, Any]:
                 if not last or not files:
@@ -114,35 +118,37 @@ class Interactions:
                 return {"files": [discord.File(io.BytesIO(data), filename=n) for n, data in files]}
 
             async with boundary(self._brake):
-                if not pending.answered:
-                    response = await interaction.response.send_message(
-                        rest.pop(0),
-                        ephemeral=ephemeral,
-                        allowed_mentions=mentions,
-                        **attach(not rest),
-                    )
-                    pending.answered = True
-                    self.answered += 1
-                    if response is not None and response.message_id is not None:
-                        ids.append(response.message_id)
-                elif pending.deferred and not pending.filled and ephemeral:
-                    # A followup would fill the public "thinking" message: remove it so that
-                    # what is meant for the caller alone stays with them.
-                    with contextlib.suppress(discord.NotFound):
-                        await interaction.delete_original_response()
-                    pending.filled = True
-                for n, part in enumerate(rest, 1):
+                for index in range(len(ids), len(parts)):
+                    last = index == len(parts) - 1
+                    if not pending.answered:
+                        response = await interaction.response.send_message(
+                            parts[index],
+                            ephemeral=ephemeral,
+                            allowed_mentions=mentions,
+                            **attach(last),
+                        )
+                        pending.answered = True
+                        self.answered += 1
+                        ids.append(getattr(response, "message_id", None) or 0)
+                        continue
+                    if pending.deferred and not pending.filled and ephemeral:
+                        # A followup would fill the public "thinking" message: remove it so
+                        # that what is meant for the caller alone stays with them.
+                        with contextlib.suppress(discord.NotFound):
+                            await interaction.delete_original_response()
+                        pending.filled = True
                     sent = await interaction.followup.send(
-                        part,
+                        parts[index],
                         ephemeral=ephemeral,
                         allowed_mentions=mentions,
                         wait=True,
-                        **attach(n == len(rest)),
+                        **attach(last),
                     )
                     pending.filled = True
                     ids.append(sent.id)
+        known = [i for i in ids if i]
         room = RoomRef("discord", str(interaction.channel_id))
-        return MessageRef(room, str(ids[0])) if ids else ref
+        return MessageRef(room, str(known[0])) if known else ref
 
     async def stop(self) -> None:
         for pending in self._pending.values():

@@ -113,6 +113,7 @@ class Outbound:
                 parts or ["…"],
                 message.ephemeral,
                 [(u.filename, u.data) for u in uploads],
+                token,
             )
             if answered is not None:
                 self.sent += 1
