@@ -410,3 +410,30 @@ rooms = ["matrix:{outside}", "discord:{locked.id}", "console:{env.console_room}"
     assert "kan inte nås" in broken_dc and "webhook" in broken_dc
     # The message was not posted where it cannot go, and nothing was retried there.
     assert not [r for r in env.standin.requests if f"/{locked.id}/messages" in r.path]
+
+
+async def test_a_reply_without_fallback_to_a_message_never_bridged_is_quoted(
+    bridge_env: BridgeEnv,
+) -> None:
+    env = bridge_env
+    # Said before the bot's first start: a fresh store does not replay history.
+    old = await env.anna.say(env.falun, "Gammal fråga från förr")
+    async with running_app(env) as live:
+        # As newer clients send it: the relation only, no quoted fallback in the body.
+        await env.anna.say(
+            env.falun,
+            "Svar utan reservtext",
+            **{"m.relates_to": {"m.in_reply_to": {"event_id": old}}},
+        )
+        posts = await poll_until(
+            lambda: [p for p in env.webhook_posts() if "Svar utan" in p.json["content"]],
+            what="the quoted reply on Discord",
+        )
+        copies = await poll_until(lambda: env.matrix_from_bot(env.ludvika), what="Ludvika")
+        await live.idle()
+    name = env.anna.client.rooms[env.falun].user_name(env.anna.user_id)
+    assert posts[0].json["content"] == f"> {name}: Gammal fråga från förr\nSvar utan reservtext"
+    assert copies[0]["content"]["body"] == (
+        f"Anna (Falun):\n> {name}: Gammal fråga från förr\nSvar utan reservtext"
+    )
+    assert "Gammal fråga" not in " ".join(bodies(copies[1:]))

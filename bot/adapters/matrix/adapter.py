@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
@@ -213,9 +214,15 @@ class MatrixAdapter:
             attachment_data=await self._inline_media(source),
             reactions=self._reactions,
         )
-        if core is not None:
-            if isinstance(core, MessageReceived) and core.thread is not None:
+        if isinstance(core, MessageReceived):
+            if core.thread is not None:
                 self._threads.remember(event_id, core.thread.id)
+            if core.reply_to is not None and core.reply_quote is None:
+                # No fallback (newer clients send none): the answered words are fetched,
+                # for rooms where the original cannot be linked.
+                quote = await self._quote_of(room_id, core.reply_to.id)
+                core = dataclasses.replace(core, reply_quote=quote)
+        if core is not None:
             try:
                 await host.handle(core)
             except Exception:
@@ -224,6 +231,28 @@ class MatrixAdapter:
         if mark:
             await self._state.mark_seen(event_id, self._clock.now())
         return True
+
+    async def _quote_of(self, room_id: str, event_id: str) -> str | None:
+        """ "Name: words" of event `event_id`, or None if it cannot be read."""
+        client = self._client
+        assert client is not None
+        try:
+            answer = await client.room_get_event(room_id, event_id)
+        except Exception as exc:  # a quote is not worth dropping the reply for
+            log.warning("cannot read %s in %s: %s", event_id, room_id, exc)
+            return None
+        event = getattr(answer, "event", None)
+        if isinstance(event, MegolmEvent):
+            try:
+                event = client.decrypt_event(event)
+            except Exception:
+                return None  # no key for it: the reply goes without a quote
+        body = getattr(event, "body", None)
+        sender = getattr(event, "sender", None)
+        if not isinstance(body, str) or not isinstance(sender, str):
+            return None
+        name = await self._display_name(room_id, sender)
+        return f"{name}: {inbound.strip_reply_fallback(body)}"
 
     async def _display_name(self, room_id: str, user_id: str) -> str:
         """The sender's name in the room. After a restart the sync resumes from its
