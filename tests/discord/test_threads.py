@@ -1,15 +1,25 @@
 """Threads through the adapter: their messages belong to the parent channel's room, with
-the thread named, and a thread started while the bot runs is read after a restart even
-when nothing in it was handled before and it has been archived since."""
+the thread named; a thread started while the bot runs is read after a restart even when
+nothing in it was handled before and it has been archived since; and threads archived
+long ago are not read at every new session."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import discord
+
+from bot.adapters.discord.inbound import Inbound
+from bot.core.clock import FakeClock
 from bot.core.events import ReactionAdded
 from bot.core.messages import OutgoingMessage
 from bot.core.refs import MessageRef, RoomRef
+from bot.storage.core_schema import core_migrations
+from bot.storage.database import Database
+from bot.storage.state import AdapterState
 from tests.discord.botrun import Probe, World, messages_received, running_bot, settings_for
 
 
@@ -76,3 +86,34 @@ async def test_a_thread_started_live_is_read_after_a_restart(world: World, tmp_p
     assert late.room == room
     assert late.thread == MessageRef(room, str(root.id))
     assert late.ref.id.startswith(f"{thread.id}/")
+
+
+async def test_only_threads_that_may_have_news_are_read_at_a_new_session(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    db = await Database.open(tmp_path / "inbound.db")
+    await core_migrations.upgrade(db)
+    state = AdapterState(db, "discord")
+    asked: list[int] = []
+
+    async def fetch_after(channel: int, after: int, limit: int) -> list[discord.Message]:
+        asked.append(channel)
+        return []
+
+    parent = 1000
+    old, recent, active = 2001, 2002, 2003
+    for thread, age in ((old, 30), (recent, 2), (active, 30)):
+        last = discord.utils.time_snowflake(now - timedelta(days=age))
+        await state.set(f"last:{thread}", str(last))
+    await state.set("threads", json.dumps({str(t): parent for t in (old, recent, active)}))
+    await state.set("channels", json.dumps([parent, old, recent, active]))
+    inbound = Inbound(state, FakeClock(now), is_own=lambda _: False, fetch_after=fetch_after)
+    await inbound.load([parent])
+    inbound.new_session()
+    # The gateway lists the threads open now.
+    await inbound.adopt_threads([(active, parent, now - timedelta(days=40))])
+    inbound.catch_up_all()
+    await inbound.drain()
+    await inbound.stop()
+    await db.close()
+    # A thread archived a month ago had nothing new; one used two days ago may have had.
+    assert sorted(asked) == [recent, active]

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 import discord
@@ -33,6 +33,8 @@ _CHANNELS_KEY: Final = "channels"
 # Threads we read, and their parent channels: discord.py forgets archived threads, and
 # their messages must still land in the parent's room.
 _THREADS_KEY: Final = "threads"
+# Discord archives a thread after at most a week without messages.
+_THREAD_QUIET: Final = timedelta(days=8)
 Fetch = Callable[[int, int, int], Awaitable[list[discord.Message]]]
 OwnCheck = Callable[[discord.Message], bool]
 
@@ -145,6 +147,7 @@ class Inbound:
         self._known: set[int] = set()
         self._needs_catch_up: set[int] = set()
         self.parents: dict[int, int] = {}
+        self.active_threads: set[int] = set()  # as the gateway listed them at READY
         self.handled = 0
         self.caught_up = 0
 
@@ -180,7 +183,9 @@ class Inbound:
         """At a new session, the active threads as (thread, parent, started): one under a
         watched channel, unknown to us and started after the last message handled there,
         was started while we were away, and is read from its start like a known channel."""
+        self.active_threads = set()
         for thread_id, parent_id, started in threads:
+            self.active_threads.add(thread_id)
             if thread_id in self._known or parent_id not in self._known:
                 continue
             last = await self.last_id(parent_id)
@@ -297,6 +302,13 @@ class Inbound:
         last = await self.last_id(channel_id)
         if last is None:
             return  # never handled anything here: nothing to catch up from
+        if channel_id in self.parents and channel_id not in self.active_threads:
+            # An archived thread quiet for longer than Discord keeps a thread open had
+            # nothing new before we left: reading every old thread at each new session
+            # would cost a request apiece, for years' worth of threads.
+            quiet_since = discord.utils.snowflake_time(last)
+            if self._clock.now() - quiet_since > _THREAD_QUIET:
+                return
         fetched = 0
         after = last
         while fetched < self.catch_up_limit:
