@@ -170,19 +170,16 @@ class Outbox:
         it was never posted, send without the reply (or outside the thread) rather than
         not at all."""
         if message.reply_to_key is not None and message.reply_to is None:
-            try:
-                ref = await self.resolve(Target(key=message.reply_to_key))
-            except PermanentSendError:
-                log.info("reply target %s was not posted; sending without it", message.reply_to_key)
-                message = replace(message, reply_to_key=None)
-            else:
-                message = replace(message, reply_to=ref, reply_to_key=None)
+            ref = await self._posted_or_none(message.reply_to_key, "reply target")
+            message = replace(message, reply_to=ref, reply_to_key=None)
         if message.thread_key is not None and message.thread is None:
-            try:
-                root = await self.resolve(Target(key=message.thread_key))
-            except PermanentSendError:
-                log.info("thread root %s was not posted; sending outside it", message.thread_key)
-                message = replace(message, thread_key=None)
-            else:
-                message = replace(message, thread=root, thread_key=None)
+            root = await self._posted_or_none(message.thread_key, "thread root")
+            message = replace(message, thread=root, thread_key=None)
         return message
+
+    async def _posted_or_none(self, key: str, what: str) -> MessageRef | None:
+        try:
+            return await self.resolve(Target(key=key))
+        except PermanentSendError:
+            log.info("%s %s was not posted; sending without it", what, key)
+            return None

@@ -45,6 +45,16 @@ PICKLE_KEY = "a-bridge-test-pickle-key"
 BRIDGE_ID = "samverkan"
 
 
+def edit_of(target: str, text: str) -> dict[str, Any]:
+    """A Matrix edit of event `target` to `text`, as clients send it."""
+    return {
+        "msgtype": "m.text",
+        "body": "* " + text,
+        "m.new_content": {"msgtype": "m.text", "body": text},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": target},
+    }
+
+
 async def poll_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
     """Wait for `condition()` to be truthy (and return it); fail after `timeout`."""
     deadline = time.monotonic() + timeout

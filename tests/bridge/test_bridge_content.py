@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.adapters.matrix.outbound import api
-from tests.bridge.live import BridgeEnv, poll_until, running_app
+from tests.bridge.live import BridgeEnv, edit_of, poll_until, running_app
 
 HTML = "org.matrix.custom.html"
 
@@ -161,15 +161,6 @@ async def test_a_long_message_is_split_on_discord_and_whole_on_matrix(
     assert {p.json["username"] for p in posts} == {"Anna (Falun)"}
     assert copy["content"]["body"] == "Anna (Falun): " + text
     assert len(env.matrix_from_bot(env.ludvika)) == 1
-
-
-def edit_of(target: str, text: str) -> dict[str, Any]:
-    return {
-        "msgtype": "m.text",
-        "body": "* " + text,
-        "m.new_content": {"msgtype": "m.text", "body": text},
-        "m.relates_to": {"rel_type": "m.replace", "event_id": target},
-    }
 
 
 async def test_edits_and_deletion_of_a_long_message_reach_every_discord_part(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.bridge.live import BridgeEnv, poll_until, running_app
+from tests.bridge.live import BridgeEnv, edit_of, poll_until, running_app
 
 HTML = "org.matrix.custom.html"
 
@@ -116,15 +116,7 @@ async def test_edits_and_deletions_follow_both_ways(bridge_env: BridgeEnv) -> No
         original = await anna.say(env.falun, "Mötet är kl 18")
         await poll_until(env.discord_copies, what="the Discord copy")
         copy = (await poll_until(lambda: env.matrix_from_bot(env.ludvika)))[0]
-        await anna.send(
-            env.falun,
-            {
-                "msgtype": "m.text",
-                "body": "* Mötet är kl 19",
-                "m.new_content": {"msgtype": "m.text", "body": "Mötet är kl 19"},
-                "m.relates_to": {"rel_type": "m.replace", "event_id": original},
-            },
-        )
+        await anna.send(env.falun, edit_of(original, "Mötet är kl 19"))
         discord_copy = env.discord_copies()[0]
         await poll_until(lambda: "19" in discord_copy.data["content"], what="Discord edit")
         edits = await poll_until(
@@ -346,15 +338,7 @@ async def test_edits_follow_a_message_bridged_before_a_restart(bridge_env: Bridg
         await poll_until(env.discord_copies)
         await live.idle()
     async with running_app(env) as live:
-        await anna.send(
-            env.falun,
-            {
-                "msgtype": "m.text",
-                "body": "* Efter omstarten",
-                "m.new_content": {"msgtype": "m.text", "body": "Efter omstarten"},
-                "m.relates_to": {"rel_type": "m.replace", "event_id": original},
-            },
-        )
+        await anna.send(env.falun, edit_of(original, "Efter omstarten"))
         discord_copy = env.discord_copies()[0]
         await poll_until(lambda: "Efter" in discord_copy.data["content"], what="Discord edit")
         edits = await poll_until(

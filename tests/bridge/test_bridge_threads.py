@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.bridge.live import BridgeEnv, poll_until, running_app
+from tests.bridge.live import BridgeEnv, edit_of, poll_until, running_app
 from tests.bridge.test_bridge_live import bodies, plain, replaces
 
 
@@ -48,15 +48,7 @@ async def test_a_matrix_thread_is_a_thread_on_discord_and_in_the_other_matrix_ro
         # A second post goes into the same thread, and its edit follows it there.
         second = await anna.say(env.falun, "Och Södra", **in_thread(root))
         await poll_until(lambda: len(thread_posts()) == 2, what="the second post")
-        await anna.send(
-            env.falun,
-            {
-                "msgtype": "m.text",
-                "body": "* Och Södra, med Bertil",
-                "m.new_content": {"msgtype": "m.text", "body": "Och Södra, med Bertil"},
-                "m.relates_to": {"rel_type": "m.replace", "event_id": second},
-            },
-        )
+        await anna.send(env.falun, edit_of(second, "Och Södra, med Bertil"))
         await poll_until(
             lambda: "Bertil" in thread_posts()[1].data["content"], what="the edit in the thread"
         )
