@@ -126,9 +126,7 @@ async def test_edits_and_deletions_follow_both_ways(bridge_env: BridgeEnv) -> No
         # From Discord: a message, its edit and its deletion.
         said = await s.user_message(env.mora, bertil, "Jag kommer")
         falun_copy = (await poll_until(lambda: plain(env.matrix_from_bot(env.falun))))[0]
-        said.data["content"] = "Jag kommer inte"
-        said.data["edited_timestamp"] = said.data["timestamp"]
-        await s.gateway.dispatch("MESSAGE_UPDATE", said.data)
+        await s.user_edit(said, "Jag kommer inte")
         falun_edits = await poll_until(
             lambda: replaces(env.matrix_from_bot(env.falun), falun_copy["event_id"]),
             what="Falun edit",

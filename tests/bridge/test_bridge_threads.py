@@ -99,9 +99,7 @@ async def test_a_discord_thread_reaches_matrix_as_threads_across_restarts(
     async with running_app(env) as live:
         fa_post = (await poll_until(lambda: falun_posts()[1:], what="the catch-up"))[0]
         lv_post = (await poll_until(lambda: env.matrix_from_bot(env.ludvika)[1:]))[0]
-        said.data["content"] = "Vi kan vara hos ABF i Falun"
-        said.data["edited_timestamp"] = said.data["timestamp"]
-        await s.gateway.dispatch("MESSAGE_UPDATE", said.data)
+        await s.user_edit(said, "Vi kan vara hos ABF i Falun")
         edits = await poll_until(
             lambda: replaces(env.matrix_from_bot(env.falun), fa_post["event_id"]),
             what="the edit in Falun",

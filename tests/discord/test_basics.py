@@ -62,9 +62,7 @@ async def test_inbound_replies_attachments_edits_reactions_deletions(
             falun, world.bertil, "svar", reply_to=first.id, attachments=files
         )
         await s.reaction(first, world.bertil, "👍")
-        second.data["content"] = "svar (ändrat)"
-        second.data["edited_timestamp"] = second.data["timestamp"]
-        await s.gateway.dispatch("MESSAGE_UPDATE", second.data)
+        await s.user_edit(second, "svar (ändrat)")
         await s.gateway.dispatch(
             "MESSAGE_DELETE",
             {"id": str(first.id), "channel_id": str(falun.id), "guild_id": str(world.guild_id)},

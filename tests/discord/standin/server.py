@@ -270,6 +270,12 @@ class StandIn:
             await self.gateway.dispatch("MESSAGE_CREATE", msg.data)
         return msg
 
+    async def user_edit(self, message: Message, content: str) -> None:
+        """The author edits `message`: Discord sends the whole message, with its edit time."""
+        message.data["content"] = content
+        message.data["edited_timestamp"] = iso()
+        await self.gateway.dispatch("MESSAGE_UPDATE", message.data)
+
     async def start_thread(
         self, message: Message, user: User, name: str, *, dispatch: bool = True
     ) -> Channel:
