@@ -69,6 +69,15 @@ async def test_a_matrix_thread_is_a_thread_on_discord_and_in_the_other_matrix_ro
     rel = relation(lv_posts[0])
     assert rel["rel_type"] == "m.thread" and rel["event_id"] == lv_root["event_id"]
     assert lv_posts[0]["content"]["body"] == "Anna (Falun): Jag tar Norra"
+    # For clients without threads, each post falls back to answering the thread's latest.
+    assert rel["is_falling_back"] is True
+    assert rel["m.in_reply_to"]["event_id"] == lv_root["event_id"]
+    lv_second = next(
+        e for e in env.matrix_from_bot(env.ludvika) if e["content"]["body"].endswith("Och Södra")
+    )
+    second_rel = relation(lv_second)
+    assert second_rel["event_id"] == lv_root["event_id"] and second_rel["is_falling_back"]
+    assert second_rel["m.in_reply_to"]["event_id"] == lv_posts[0]["event_id"]
     # The console has no threads: plain lines.
     assert env.console_posts()[1:] == [
         "[#borlange] Anna (Falun): Jag tar Norra",

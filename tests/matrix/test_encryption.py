@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 import bot.adapters.matrix as matrix_package
 from bot.adapters.matrix.crosssign import canonical_json, signable
+from bot.adapters.matrix.memory import Threads
 from bot.adapters.matrix.outbound import Outbound
 from bot.adapters.matrix.session import MatrixStartError, client_config
 from bot.core.errors import PermanentSendError
@@ -183,6 +184,6 @@ def test_no_pickle_key_no_start() -> None:
 async def test_refuses_plaintext_into_an_encrypted_room_without_store() -> None:
     room = SimpleNamespace(encrypted=True)
     client = SimpleNamespace(rooms={"!r": room}, olm=None, store=None)
-    outbound = Outbound(client, lambda _: None)
+    outbound = Outbound(client, Threads())
     with pytest.raises(PermanentSendError, match="encrypted"):
         await outbound.send(RoomRef("matrix", "!r"), OutgoingMessage(text="secret"), "t" * 24)

@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -34,6 +33,7 @@ from bot.storage.state import AdapterState
 
 from . import formatting, inbound
 from .crosssign import CrossSigning
+from .memory import Lru, Threads
 from .outbound import Outbound, api
 from .session import open_client
 from .syncing import SyncLoop
@@ -41,16 +41,7 @@ from .syncing import SyncLoop
 log = logging.getLogger(__name__)
 
 _LOCALES: Final = Path(__file__).parent / "locales"
-_REMEMBERED: Final = 10_000  # thread roots and reactions kept for replies and removals
 INLINE_MEDIA_BYTES: Final = 10 * 1024 * 1024  # files up to this size come with their data
-
-
-class _Lru(OrderedDict[str, Any]):
-    def remember(self, key: str, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > _REMEMBERED:
-            self.popitem(last=False)
 
 
 class MatrixAdapter:
@@ -77,10 +68,10 @@ class MatrixAdapter:
         # Configured rooms may be aliases: events report the room as configured.
         self._alias_ids: dict[str, str] = {}
         self._configured_ids: set[str] = set()
-        self._threads: _Lru = _Lru()
-        self._reactions: _Lru = _Lru()
-        self._recent: _Lru = _Lru()  # ids handled in this run
-        self._names: _Lru = _Lru()  # members' names fetched after a restart
+        self._threads = Threads()
+        self._reactions: Lru = Lru()
+        self._recent: Lru = Lru()  # ids handled in this run
+        self._names: Lru = Lru()  # members' names fetched after a restart
         self._creator_cache: dict[str, set[str]] = {}
         self.ready_seconds: float | None = None
 
@@ -107,7 +98,7 @@ class MatrixAdapter:
         )  # fmt: skip
 
     async def _connect(self, client: AsyncClient, host: AdapterHost, new_device: bool) -> None:
-        self._outbound = Outbound(client, self._thread_of)
+        self._outbound = Outbound(client, self._threads)
         self._sync = SyncLoop(
             client, self._state, self._on_event, self._on_invite, host.connection_restored
         )
@@ -188,10 +179,6 @@ class MatrixAdapter:
 
     # -- inbound -----------------------------------------------------------------------
 
-    def _thread_of(self, event_id: str) -> str | None:
-        root = self._threads.get(event_id)
-        return root if isinstance(root, str) else None
-
     async def _on_event(self, room_id: str, event: Any, maybe_repeat: bool, mark: bool) -> bool:
         client, host = self._client, self._host
         assert client is not None and host is not None
@@ -216,7 +203,7 @@ class MatrixAdapter:
         )
         if isinstance(core, MessageReceived):
             if core.thread is not None:
-                self._threads.remember(event_id, core.thread.id)
+                self._threads.saw(event_id, core.thread.id)
             if core.reply_to is not None and core.reply_quote is None:
                 # No fallback (newer clients send none): the answered words are fetched,
                 # for rooms where the original cannot be linked.

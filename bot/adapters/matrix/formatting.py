@@ -180,28 +180,19 @@ def size_of(content: dict[str, Any]) -> int:
     return len(json.dumps(content, ensure_ascii=False).encode())
 
 
-def with_reply(content: dict[str, Any], reply_to: str, thread_root: str | None) -> None:
-    """Make `content` answer `reply_to`, inside its thread when it came from one."""
-    if thread_root:
-        content["m.relates_to"] = {
-            "rel_type": "m.thread",
-            "event_id": thread_root,
-            "is_falling_back": False,
-            "m.in_reply_to": {"event_id": reply_to},
-        }
-    else:
-        content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+def with_reply(content: dict[str, Any], reply_to: str) -> None:
+    """Make `content` answer `reply_to`."""
+    content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
 
 
-def in_thread(content: dict[str, Any], root: str, reply_to: str | None) -> None:
-    """Put `content` in the thread of `root`. Without a reply of its own it falls back,
-    for clients without threads, to answering the root (the spec asks for the latest
-    event of the thread, which a relay does not track; the root reads as well)."""
+def in_thread(content: dict[str, Any], root: str, reply_to: str, *, falling_back: bool) -> None:
+    """Put `content` in the thread of `root`, answering `reply_to`: a real reply, or
+    (`falling_back`) only what clients without threads show, the thread's latest post."""
     content["m.relates_to"] = {
         "rel_type": "m.thread",
         "event_id": root,
-        "is_falling_back": reply_to is None,
-        "m.in_reply_to": {"event_id": reply_to or root},
+        "is_falling_back": falling_back,
+        "m.in_reply_to": {"event_id": reply_to},
     }
 
 

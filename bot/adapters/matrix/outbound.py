@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -20,6 +20,7 @@ from bot.core.messages import Attachment, OutgoingMessage
 from bot.core.refs import MessageRef, RoomRef
 
 from . import formatting, polls
+from .memory import Threads
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ async def guarded(what: str, call: Awaitable[T]) -> T:
 class Outbound:
     """Every call the bot makes to post into Matrix rooms."""
 
-    def __init__(self, client: AsyncClient, thread_of: Callable[[str], str | None]) -> None:
+    def __init__(self, client: AsyncClient, threads: Threads) -> None:
         self._client = client
-        self._thread_of = thread_of
+        self._threads = threads
 
     def _check_room(self, room_id: str) -> Any:
         room = self._client.rooms.get(room_id)
@@ -92,26 +93,39 @@ class Outbound:
             bodies.extend(("m.room.message", c) for c in formatting.text_contents(message))
         first: str | None = None
         n = 0
+        reply = message.reply_to.id if message.reply_to is not None else None
         root = message.thread.id if message.thread is not None else None
+        if root is None and reply is not None:
+            root = self._threads.root_of(reply)  # an answer stays in its question's thread
         for event_type, content in bodies:
-            reply = message.reply_to.id if message.reply_to is not None else None
             if root is not None:
                 # Every part stays in the thread; only the first answers the reply.
-                formatting.in_thread(content, root, reply if first is None else None)
+                answered = reply if first is None else None
+                formatting.in_thread(
+                    content,
+                    root,
+                    answered or self._threads.latest(root),
+                    falling_back=answered is None,
+                )
             elif reply is not None and first is None:
-                formatting.with_reply(content, reply, self._thread_of(reply))
+                formatting.with_reply(content, reply)
             # One transaction id per part, all derived from the delivery token: a retry
             # of any part is recognised by the homeserver and not posted twice.
             event_id = await self.raw_send(room_id, event_type, content, _txn(token, n))
             n += 1
             first = first or event_id
+            if root is not None:
+                self._threads.saw(event_id, root)
         for attachment in message.attachments:
             content = await self._media(room_id, attachment)
             if root is not None:
-                formatting.in_thread(content, root, None)
+                latest = self._threads.latest(root)
+                formatting.in_thread(content, root, latest, falling_back=True)
             event_id = await self.raw_send(room_id, "m.room.message", content, _txn(token, n))
             n += 1
             first = first or event_id
+            if root is not None:
+                self._threads.saw(event_id, root)
         if first is None:
             raise PermanentSendError("nothing to send: no text, poll or attachment")
         # No buttons on Matrix: the answers they stand for are offered as reactions.
