@@ -15,6 +15,11 @@ _SAFE_SCHEMES: Final = ("http://", "https://", "mailto:")
 _DROP: Final = {"script", "style", "mx-reply", "head", "title", "iframe", "object"}
 _MD_SPECIAL: Final = re.compile(r"([\\*_~|`>])")
 _PILL: Final = re.compile(r"^https://matrix\.to/#/[@!#]")
+# Tags that Markdown writes with the same mark before and after.
+_MARKS: Final = {
+    "strong": "**", "b": "**", "em": "*", "i": "*", "u": "__", "del": "~~", "s": "~~",
+    "strike": "~~",
+}  # fmt: skip
 
 
 def escape_markdown(text: str) -> str:
@@ -41,14 +46,8 @@ class _ToMarkdown(HTMLParser):
         if tag in _DROP:
             self._drop += 1
             return
-        if tag in {"strong", "b"}:
-            self._emit("**")
-        elif tag in {"em", "i"}:
-            self._emit("*")
-        elif tag == "u":
-            self._emit("__")
-        elif tag in {"del", "s", "strike"}:
-            self._emit("~~")
+        if tag in _MARKS:
+            self._emit(_MARKS[tag])
         elif tag == "code" and not self._pre:
             self._code += 1
             self._emit("`")
@@ -94,14 +93,8 @@ class _ToMarkdown(HTMLParser):
         if tag in _DROP:
             self._drop = max(0, self._drop - 1)
             return
-        if tag in {"strong", "b"}:
-            self._emit("**")
-        elif tag in {"em", "i"}:
-            self._emit("*")
-        elif tag == "u":
-            self._emit("__")
-        elif tag in {"del", "s", "strike"}:
-            self._emit("~~")
+        if tag in _MARKS:
+            self._emit(_MARKS[tag])
         elif tag == "code" and not self._pre:
             self._code = max(0, self._code - 1)
             self._emit("`")

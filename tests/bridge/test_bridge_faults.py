@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.adapters.matrix.syncing import SYNC_RETRY_MAX
@@ -32,9 +32,8 @@ from tests.discord.standin import Recorded, StandIn
 from tests.discord.standin.model import Channel
 from tests.discord.standin.model import User as DiscordUser
 from tests.matrix.synapse import Synapse
-from tests.matrix.users import User
+from tests.matrix.users import MakeUser, User
 
-MakeUser = Callable[..., Awaitable[User]]
 log = logging.getLogger(__name__)
 
 

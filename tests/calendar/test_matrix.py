@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,10 +15,9 @@ from plugins.calendar import CalendarPlugin
 from tests.calendar.support import feed_toml, fixture_copy
 from tests.matrix.botrun import config_text, running_app
 from tests.matrix.synapse import Synapse
-from tests.matrix.users import User, from_bot
+from tests.matrix.users import MakeUser, from_bot
 from tests.support import settings_from
 
-MakeUser = Callable[..., Awaitable[User]]
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
 WEEK_BEFORE = datetime(2026, 12, 1, 17, tzinfo=UTC)  # single.ics: 8 December 18.00
 

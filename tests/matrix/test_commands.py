@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,8 @@ from tests.matrix.botrun import (
     wait_until,
 )
 from tests.matrix.synapse import Synapse
-from tests.matrix.users import User, from_bot
+from tests.matrix.users import MakeUser, from_bot
 from tests.support import settings_from
-
-MakeUser = Callable[..., Awaitable[User]]
 
 
 async def test_help_is_answered_as_a_notice_reply(

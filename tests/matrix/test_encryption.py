@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import shutil
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,9 +28,7 @@ from bot.core.refs import RoomRef
 from bot.settings import MatrixSettings
 from tests.matrix.botrun import Recorder, bot_settings, matrix_adapter, running_bot, wait_until
 from tests.matrix.synapse import Synapse
-from tests.matrix.users import User, from_bot
-
-MakeUser = Callable[..., Awaitable[User]]
+from tests.matrix.users import MakeUser, from_bot
 
 
 async def test_encrypted_room_both_ways(synapse: Synapse, users: MakeUser, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.core.events import (
@@ -17,9 +16,8 @@ from bot.core.refs import MessageRef, RoomRef
 from bot.delivery import Target
 from tests.matrix.botrun import Recorder, bot_settings, running_bot, wait_until
 from tests.matrix.synapse import Synapse
-from tests.matrix.users import User, from_bot
+from tests.matrix.users import MakeUser, from_bot
 
-MakeUser = Callable[..., Awaitable[User]]
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 

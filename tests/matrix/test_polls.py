@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.core.events import PollVoteReceived
 from bot.core.refs import MessageRef, RoomRef
 from tests.matrix.botrun import Recorder, bot_settings, running_bot, wait_until
 from tests.matrix.synapse import Synapse
-from tests.matrix.users import User, from_bot
+from tests.matrix.users import MakeUser, from_bot
 
-MakeUser = Callable[..., Awaitable[User]]
 START = "org.matrix.msc3381.poll.start"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -12,11 +11,11 @@ from bot.adapters.matrix.probe import probe_rooms
 from bot.core.refs import RoomRef
 from bot.settings import MatrixSettings
 from tests.matrix.synapse import Synapse
-from tests.matrix.users import User
+from tests.matrix.users import MakeUser
 
 
 async def test_rooms_the_bot_is_not_in_are_named(
-    synapse: Synapse, users: Callable[..., Awaitable[User]], tmp_path: Path
+    synapse: Synapse, users: MakeUser, tmp_path: Path
 ) -> None:
     anna = await users("anna")
     bot = await users("probebot")

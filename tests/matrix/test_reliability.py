@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -29,9 +28,7 @@ from tests.matrix.botrun import (
     wait_until,
 )
 from tests.matrix.synapse import REPO, Synapse
-from tests.matrix.users import User, from_bot
-
-MakeUser = Callable[..., Awaitable[User]]
+from tests.matrix.users import MakeUser, User, from_bot
 
 
 def received_texts() -> list[str]:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +177,7 @@ def from_bot(bot_id: str, room_id: str, event_type: str = "m.room.message") -> P
     return lambda room, src: (
         room == room_id and src.get("sender") == bot_id and src.get("type") == event_type
     )
+
+
+# The `users` fixture: a new user by name, with a started client.
+MakeUser = Callable[..., Awaitable[User]]
