@@ -27,6 +27,7 @@ from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
 from bot.core.refs import RoomRef, UserRef
 from bot.delivery import Delivery
+from bot.people import People
 from bot.plugin import Plugin, PluginContext, PluginScheduler
 from bot.scheduling import JobRun, MissedJob, Scheduler, Waker
 from bot.settings import RootSettings, load_settings
@@ -191,6 +192,7 @@ class App:
         self._db = await Database.open(self.settings.bot.database)
         await core_migrations.upgrade(self._db)
         self.adapters = self._make_adapters()
+        self.people = People(self._db)
         self.delivery = Delivery(
             self._db, self.clock, self.adapters, backoff_base=self._delivery_backoff
         )
@@ -252,6 +254,8 @@ class App:
             health=self.health,
             commands=self.dispatcher.registry.specs,
             check_room=self.check_room,
+            people=self.people,
+            member_rooms=self.member_rooms,
             log=logging.getLogger(f"plugins.{cls.name}"),
         )
         plugin = cls(ctx)
@@ -286,6 +290,20 @@ class App:
         for platform in self.adapters:
             seen += await AdapterState(self.db, platform).forget_before(now - INBOUND_RETENTION)
         log.info("housekeeping: forgot %d finished deliveries and %d inbound ids", outbox, seen)
+
+    async def member_rooms(self, user: UserRef) -> list[RoomRef]:
+        """The configured rooms `user` is in, where the platform can tell (optional for
+        adapters: `rooms_of_member`)."""
+        adapter = self.adapters.get(user.platform)
+        finder = getattr(adapter, "rooms_of_member", None)
+        if finder is None:
+            return []
+        try:
+            rooms: list[RoomRef] = await finder(user)
+        except Exception:
+            log.exception("could not tell which rooms %s is in", user)
+            return []
+        return rooms
 
     async def check_room(self, room: RoomRef) -> str | None:
         """Why the bot cannot use `room`, or None if it can (as far as the adapter knows)."""

@@ -49,6 +49,7 @@ class Delivery:
         backoff_max: float = 300.0,
         give_up_after: timedelta = timedelta(days=1),
     ) -> None:
+        self._db = db
         self._outbox = Outbox(db)
         self._clock = clock
         self._adapters = adapters
@@ -131,8 +132,14 @@ class Delivery:
         if row is None:
             log.debug("delivery %s already known; not queued again", key)
             return False
-        self._fresh.setdefault(lane, deque()).append(row)
-        self._wake(lane)
+
+        def queued() -> None:
+            self._fresh.setdefault(lane, deque()).append(row)
+            self._wake(lane)
+
+        # Inside a caller's transaction the row exists only once it commits: a lane must
+        # not send what a rollback takes back.
+        self._db.after_commit(queued)
         return True
 
     # -- looking up ------------------------------------------------------------------

@@ -24,6 +24,7 @@ from bot.core.i18n import Translator
 from bot.core.permissions import Level
 from bot.core.refs import RoomRef, UserRef
 from bot.delivery import Delivery
+from bot.people import People
 from bot.scheduling import JobRun, Scheduler
 from bot.storage.database import Database
 from bot.storage.migrations import Migrations
@@ -124,6 +125,11 @@ class PluginScheduler:
 
 
 OrganiserCheck = Callable[[UserRef, RoomRef], Awaitable[bool]]
+MemberRooms = Callable[[UserRef], Awaitable[list[RoomRef]]]
+
+
+async def _no_rooms(user: UserRef) -> list[RoomRef]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,10 @@ class PluginContext:
     health: Callable[[], dict[str, dict[str, str]]]
     commands: Callable[[], list[CommandSpec]]
     check_room: Callable[[RoomRef], Awaitable[str | None]]
+    people: People
+    # The configured rooms `user` is a member of, as far as its platform can tell (a
+    # direct message's sender, say): for platforms that cannot tell, none.
+    member_rooms: MemberRooms = _no_rooms
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("plugins"))
 
     def t(self, key: str, language: str | None = None, /, **params: object) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ class Database:
         # statements together against other tasks' statements.
         self._lock = asyncio.Lock()
         self._in_tx: asyncio.Task[Any] | None = None
+        self._on_commit: list[Callable[[], None]] = []
 
     @classmethod
     async def open(cls, path: str | Path) -> Database:
@@ -55,6 +56,19 @@ class Database:
     def _owns_tx(self) -> bool:
         return self._in_tx is not None and self._in_tx is asyncio.current_task()
 
+    def in_transaction(self) -> bool:
+        """Whether the calling task is inside `transaction()`."""
+        return self._owns_tx()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the calling task's transaction has committed (dropped if
+        it rolls back); at once outside a transaction. Callbacks run in order, before
+        any other task's statement, so what they announce is what the database holds."""
+        if self._owns_tx():
+            self._on_commit.append(callback)
+        else:
+            callback()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
         """Everything inside commits together or not at all. Not re-entrant."""
@@ -62,14 +76,19 @@ class Database:
             raise RuntimeError("nested transaction")
         async with self._lock:
             self._in_tx = asyncio.current_task()
+            self._on_commit = []
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self
             except BaseException:
+                self._on_commit = []
                 await self._conn.execute("ROLLBACK")
                 raise
             else:
                 await self._conn.execute("COMMIT")
+                callbacks, self._on_commit = self._on_commit, []
+                for callback in callbacks:
+                    callback()
             finally:
                 self._in_tx = None
 
