@@ -69,18 +69,38 @@ class ReactionRemoved(InboundEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PollVoteReceived(InboundEvent):
     """A native vote: `poll` is the poll's message, `answers` the chosen answer ids
-    (empty: the vote was withdrawn)."""
+    (empty: the vote was withdrawn).
+
+    `toggle`: `answers` is the one answer clicked, to be added to or taken from the
+    voter's current choice (buttons of a multiple-choice poll whose choices the adapter
+    does not keep, a secret one). `origin`: what an answer to the voter replies to (for
+    a Discord interaction, the adapter's reference: answered to the voter alone)."""
 
     poll: MessageRef
     answers: tuple[str, ...]
+    toggle: bool = False
+    origin: MessageRef | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollVotesSnapshot(InboundEvent):
+    """Every current vote of a native poll as the platform reports it (Discord's voter
+    lists, read at start and at close): the truth for that post, so that votes cast or
+    taken back while the bot was away count. `sender` is the bot itself."""
+
+    poll: MessageRef
+    votes: tuple[tuple[Sender, tuple[str, ...]], ...]
+    final: bool = False  # read after the poll ended: nothing changes any more
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ButtonPressed(InboundEvent):
-    """A click on a button the bot posted; `custom_id` is what the bot put on it."""
+    """A click on a button the bot posted; `custom_id` is what the bot put on it.
+    `origin` as for `PollVoteReceived`."""
 
     message: MessageRef
     custom_id: str
+    origin: MessageRef | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
