@@ -95,9 +95,15 @@ class PluginScheduler:
         self._owner = owner
 
     async def at(
-        self, key: str, when: datetime, handler: str, payload: dict[str, Any] | None = None
+        self,
+        key: str,
+        when: datetime,
+        handler: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        grace: timedelta | None = None,
     ) -> bool:
-        return await self._scheduler.at(self._owner, key, when, handler, payload)
+        return await self._scheduler.at(self._owner, key, when, handler, payload, grace=grace)
 
     async def every(
         self,

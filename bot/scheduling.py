@@ -170,19 +170,24 @@ class Scheduler:
         when: datetime,
         handler: str,
         payload: dict[str, Any] | None = None,
+        *,
+        grace: timedelta | None = None,
     ) -> bool:
         """Run `handler` at `when`. A pending row with the same key is moved; a row that
-        already ran is left alone (returns False), so re-arming never runs a job twice."""
+        already ran is left alone (returns False), so re-arming never runs a job twice.
+        `grace` replaces the bot's late grace for this row (work that must be done
+        however late, such as closing a poll)."""
         if when.tzinfo is None:
             raise ValueError("scheduler times must be timezone-aware")
         body = json.dumps(payload or {}, ensure_ascii=False)
+        grace_s = grace.total_seconds() if grace is not None else None
         # One statement: insert, or move a pending row; a row that ran stays as it is.
         changed = await self._db.execute(
-            "INSERT INTO schedule (key, owner, handler, due_at, payload, cron, status)"
-            " VALUES (?, ?, ?, ?, ?, NULL, ?) ON CONFLICT (key) DO UPDATE SET"
-            " due_at = excluded.due_at, payload = excluded.payload, handler = excluded.handler"
-            " WHERE schedule.status = ?",
-            (key, owner, handler, when.timestamp(), body, PENDING, PENDING),
+            "INSERT INTO schedule (key, owner, handler, due_at, payload, cron, status, grace)"
+            " VALUES (?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " due_at = excluded.due_at, payload = excluded.payload, handler = excluded.handler,"
+            " grace = excluded.grace WHERE schedule.status = ?",
+            (key, owner, handler, when.timestamp(), body, PENDING, grace_s, PENDING),
         )
         if not changed:
             return False
