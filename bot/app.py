@@ -133,6 +133,7 @@ class App:
         clock: Clock | None = None,
         waker: Waker | None = None,
         delivery_backoff: float = 1.0,
+        allow_empty_database: bool = False,
     ) -> None:
         self.settings = settings
         self._plugin_classes = list(plugin_classes)
@@ -140,6 +141,7 @@ class App:
         self.clock: Clock = clock or SystemClock()
         self._waker = waker
         self._delivery_backoff = delivery_backoff
+        self._allow_empty_database = allow_empty_database
         self.translator = Translator(settings.bot.language)
         self.directory = build_directory(settings)
         self.adapters: dict[str, Adapter] = {}
@@ -189,7 +191,9 @@ class App:
 
     async def start(self) -> None:
         self.translator.load_dir(_LOCALES)
-        self._db = await Database.open(self.settings.bot.database)
+        self._db = await Database.open(
+            self.settings.bot.database, allow_empty=self._allow_empty_database
+        )
         await core_migrations.upgrade(self._db)
         self.adapters = self._make_adapters()
         self.people = People(self._db)

@@ -9,9 +9,11 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.app import App, heartbeat_path, read_settings
 from bot.settings import ConfigError, RootSettings, config_path
+from bot.storage.checks import DatabaseOpenError, existing_file_problem
 from bot.storage.migrations import SchemaTooNewError
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_CONFIG
     settings, _ = loaded
+    # Only what can be told without creating anything: the folder may not exist yet.
+    problem = existing_file_problem(Path(settings.bot.database), allow_empty=True)
+    if problem is not None:
+        print(f"configuration {config_path(args.config)} is not valid:", file=sys.stderr)
+        print(f"  bot.database: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"configuration {config_path(args.config)} is valid")
     print(summary(settings))
     if args.online:
@@ -125,9 +133,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.logs import setup_logging
 
     setup_logging(args.log_format, args.log_level, settings.secrets())
-    app = App(settings, classes)
+    app = App(settings, classes, allow_empty_database=args.allow_empty_database)
     try:
         asyncio.run(app.run())
+    except DatabaseOpenError as err:
+        # The operator's to fix (a path, a folder, a file, another instance running):
+        # one line, no traceback.
+        print(f"samverkan: {err}", file=sys.stderr)
+        return EXIT_CONFIG
     except SchemaTooNewError as err:
         log.error("%s", err)
         return EXIT_CONFIG
@@ -174,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--allow-empty-database",
+        action="store_true",
+        help="set up an existing empty database file as a new database (else refused)",
+    )
     run.set_defaults(func=cmd_run)
     check.set_defaults(func=cmd_check_config)
     return parser
