@@ -33,6 +33,7 @@ from bot.scheduling import JobRun, MissedJob, Scheduler, Waker
 from bot.settings import RootSettings, load_settings
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
+from bot.storage.people_schema import people_migrations
 from bot.storage.state import AdapterState
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ class App:
             self.settings.bot.database, allow_empty=self._allow_empty_database
         )
         await core_migrations.upgrade(self._db)
+        await people_migrations.upgrade(self._db)
         self.adapters = self._make_adapters()
         self.people = People(self._db)
         self.delivery = Delivery(
