@@ -8,6 +8,7 @@ Commands, answers and jobs are thin here; the work is in the modules beside this
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -63,11 +64,14 @@ class CalendarPlugin(Plugin):
             list(self.settings.reminders),
             all_day_clock(self.settings.all_day_time),
         )
-        self.answers = Answers(self.store, ctx.delivery)
+        self.answers = Answers(self.store, ctx.delivery, ctx.people, ctx.clock)
+        self._unlisten: Callable[[], None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self.feeds: FeedRefresher | None = None
 
     async def on_start(self) -> None:
+        # Answers are kept per person: when accounts are linked, theirs merge.
+        self._unlisten = self.ctx.people.on_rename(self.answers.renamed)
         self._session = aiohttp.ClientSession(
             headers={"User-Agent": "Samverkan calendar (+https://example.org/samverkan)"}
         )
@@ -102,6 +106,9 @@ class CalendarPlugin(Plugin):
         await self.refresh_feeds()
 
     async def on_stop(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -252,7 +259,7 @@ class CalendarPlugin(Plugin):
                 line += " · " + self.fmt.counts(counts, call.language)
             lines.append(line)
             if call.args["who"]:
-                who = await self.store.who(o.uid, o.occ)
+                who = await self.answers.who(o)
                 for answer in ("yes", "no"):
                     people = [u for u, a in who if a == answer]
                     if people:

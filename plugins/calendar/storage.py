@@ -1,8 +1,10 @@
 """The calendar's tables: occurrences in the window, RSVP answers, feed state.
 
 Stored is the least that works: what a reminder shows (title, place, a short excerpt,
-the link), the answers keyed by user reference only, and each feed's conditional-request
-state. Past occurrences and their answers are deleted after the retention period.
+the link), the answers keyed by person only (`People.person_of`: an account reference,
+or the random id of linked accounts) with the time given, and each feed's
+conditional-request state. Past occurrences and their answers are deleted after the
+retention period.
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ async def _initial(db: Database) -> None:
         " reported INTEGER NOT NULL DEFAULT 0,"
         " last_error TEXT)"
     )
+
+
+@migrations.step(2)
+async def _answered_at(db: Database) -> None:
+    # When an answer was given: when two linked accounts had both answered, the later
+    # answer is the person's.
+    await db.execute("ALTER TABLE calendar_rsvp ADD COLUMN answered_at REAL")
 
 
 _COLUMNS = (
@@ -228,11 +237,38 @@ class Store:
 
     # -- answers ------------------------------------------------------------------------
 
-    async def answer(self, uid: str, occ: str, user: str, answer: str) -> None:
+    async def answer(
+        self, uid: str, occ: str, user: str, answer: str, at: datetime | None = None
+    ) -> None:
         await self.db.execute(
-            "INSERT INTO calendar_rsvp (uid, occ, user_ref, answer) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (uid, occ, user_ref) DO UPDATE SET answer = excluded.answer",
-            (uid, occ, user, answer),
+            "INSERT INTO calendar_rsvp (uid, occ, user_ref, answer, answered_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (uid, occ, user_ref) DO UPDATE SET"
+            " answer = excluded.answer, answered_at = excluded.answered_at",
+            (uid, occ, user, answer, _ts(at) if at is not None else None),
+        )
+
+    async def rename_answers(self, olds: Sequence[str], new: str) -> None:
+        """The answers under `olds` become `new`'s; per occurrence the latest survives.
+        Runs inside the caller's transaction (a link of accounts)."""
+        if not olds:
+            return
+        names = (*olds, new)
+        marks = ", ".join("?" for _ in names)
+        rows = await self.db.fetchall(
+            f"SELECT uid, occ, answer, answered_at FROM calendar_rsvp WHERE user_ref IN ({marks})",
+            names,
+        )
+        latest: dict[tuple[str, str], tuple[float, str, float | None]] = {}
+        for uid, occ, answer, at in rows:
+            order = float(at) if at is not None else float("-inf")
+            key = (str(uid), str(occ))
+            if key not in latest or order > latest[key][0]:
+                latest[key] = (order, str(answer), at)
+        await self.db.execute(f"DELETE FROM calendar_rsvp WHERE user_ref IN ({marks})", names)
+        await self.db.executemany(
+            "INSERT INTO calendar_rsvp (uid, occ, user_ref, answer, answered_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(uid, occ, new, answer, at) for (uid, occ), (_, answer, at) in latest.items()],
         )
 
     async def withdraw(self, uid: str, occ: str, user: str, answer: str) -> bool:
