@@ -52,7 +52,12 @@ def heartbeat_path(settings: RootSettings) -> Path:
     return Path(settings.bot.database).with_name("heartbeat")
 
 
-BUILTIN_PLUGINS: Final = ("plugins.help", "plugins.bridge", "plugins.calendar")
+BUILTIN_PLUGINS: Final = (
+    "plugins.help",
+    "plugins.bridge",
+    "plugins.calendar",
+    "plugins.accounts",
+)
 _LOCALES = Path(__file__).parent / "locales"
 
 
