@@ -33,6 +33,8 @@ from bot.scheduling import JobRun, MissedJob, Scheduler, Waker
 from bot.settings import RootSettings, load_settings
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
+from bot.storage.instance import InstanceLock
+from bot.storage.instance import acquire as acquire_instance_lock
 from bot.storage.people_schema import people_migrations
 from bot.storage.state import AdapterState
 
@@ -153,6 +155,7 @@ class App:
         self.adapters: dict[str, Adapter] = {}
         self.plugins: list[Plugin] = []
         self._db: Database | None = None
+        self._instance: InstanceLock | None = None
         self._stop = asyncio.Event()
 
     # -- wiring ------------------------------------------------------------------------
@@ -200,6 +203,13 @@ class App:
         self._db = await Database.open(
             self.settings.bot.database, allow_empty=self._allow_empty_database
         )
+        try:
+            # One process per database; the open above only read it and changed nothing.
+            self._instance = await acquire_instance_lock(self._db.path)
+        except BaseException:
+            await self._db.close()
+            self._db = None
+            raise
         await core_migrations.upgrade(self._db)
         await people_migrations.upgrade(self._db)
         self.adapters = self._make_adapters()
@@ -207,6 +217,9 @@ class App:
         self.delivery = Delivery(
             self._db, self.clock, self.adapters, backoff_base=self._delivery_backoff
         )
+        # With the lock held no other instance runs: claims left by a killed process
+        # are stale, and its work goes out now instead of when its leases run out.
+        await self.delivery.release_claims()
         self.scheduler = Scheduler(
             self._db,
             self.clock,
@@ -422,3 +435,6 @@ class App:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        if self._instance is not None:
+            await self._instance.release()
+            self._instance = None

@@ -8,6 +8,14 @@ target) in submission order: a lane whose platform is down waits and retries wit
 backoff, while other lanes go on. The adapter receives a token derived from the key (the
 Matrix transaction id, the Discord nonce), the same on every retry, so a retry after a
 crash between sending and recording is recognised by the platform.
+
+Each `Delivery` is an instance with a random id, and sends only rows it has claimed
+(see `Outbox`): what it queues is claimed as it is written, and a row read back from the
+database is claimed before it is tried. A row another instance holds is not sent, and
+neither is anything after it in its lane, so two processes on one database by mistake
+(the instance lock should keep them apart) still send each row once and in order. The
+claim is a lease, renewed on an attempt only when less than half of it is left, so the
+usual post costs one insert and one update.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -26,6 +36,7 @@ from bot.core.errors import PermanentSendError, TransientSendError
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
 from bot.core.refs import MessageRef, RoomRef
+from bot.delivery_actions import perform
 from bot.outbox import FAILED, PENDING, SENT, LaneHealth, Outbox, Row, Target, token_for
 from bot.storage.database import Database
 
@@ -48,9 +59,17 @@ class Delivery:
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
         give_up_after: timedelta = timedelta(days=1),
+        lease: timedelta = timedelta(minutes=10),
+        held_wait: float = 2.0,
     ) -> None:
         self._db = db
-        self._outbox = Outbox(db)
+        self.instance = secrets.token_hex(8)
+        self._outbox = Outbox(db, self.instance)
+        self._lease = lease.total_seconds()
+        # How long a lane waits before reading again when another instance holds its
+        # oldest row.
+        self._held_wait = held_wait
+        self._held: set[str] = set()
         self._clock = clock
         self._adapters = adapters
         self._backoff_base = backoff_base
@@ -128,7 +147,9 @@ class Delivery:
     ) -> bool:
         lane = lane or str(room)
         now = self._clock.now().timestamp()
-        row = await self._outbox.insert(key, lane, action, room, target, payload, now)
+        row = await self._outbox.insert(
+            key, lane, action, room, target, payload, now, now + self._lease
+        )
         if row is None:
             log.debug("delivery %s already known; not queued again", key)
             return False
@@ -171,12 +192,27 @@ class Delivery:
         if lanes:
             log.info("resuming delivery in %d lane(s)", len(lanes))
 
+    async def release_claims(self) -> int:
+        """Drop the claims of every other instance on pending rows, so that work left by
+        a process that was killed goes out now rather than when its lease runs out.
+        Only for a caller that holds the database's instance lock (no other instance
+        can be running then); returns how many rows were released."""
+        count = await self._outbox.release_others()
+        if count:
+            log.info("released %d outbox row(s) claimed by an earlier process", count)
+        return count
+
     async def stop(self) -> None:
         self._stopping = True
         tasks = list(self._lanes.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # What is still pending goes to the next process at once, lease or not.
+        try:
+            await self._outbox.release_own()
+        except Exception:
+            log.warning("could not release this instance's outbox claims", exc_info=True)
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no lane has work that can go now; False on timeout."""
@@ -214,6 +250,8 @@ class Delivery:
                 waker.clear()
                 row = await self._head(lane)
                 if row is None:
+                    if waker.is_set():
+                        continue  # queued while the database was read
                     return
                 wait = self._not_before.get(lane, 0.0) - asyncio.get_running_loop().time()
                 if wait > 0:
@@ -222,6 +260,12 @@ class Delivery:
                     self._settle()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(waker.wait(), wait)
+                    continue
+                if not await self._hold(lane, row):
+                    # Another instance has it: neither it nor anything after it in the
+                    # lane goes from here; look again in a while.
+                    self._drained.discard(lane)
+                    self._not_before[lane] = asyncio.get_running_loop().time() + self._held_wait
                     continue
                 await self._attempt(lane, row)
         except asyncio.CancelledError:
@@ -238,12 +282,52 @@ class Delivery:
         fresh = self._fresh.get(lane)
         if lane in self._drained:
             return fresh[0] if fresh else None
+        known = [r.id for r in fresh] if fresh else []
         row = await self._outbox.oldest(lane)
-        if row is None or (fresh and fresh[0][0] == row[0]):
+        if known:
+            # Rows of ours older than the oldest pending one were finished by another
+            # instance (they were pending once committed); those queued while reading
+            # are not in `known` and stay.
+            done = {i for i in known if row is None or i < row.id}
+            self._drop_fresh(lane, done)
+            fresh = self._fresh.get(lane)
+        if row is None or (fresh and fresh[0].id == row.id):
             # Nothing from before this process is left: from now on the lane is the rows
             # this process queued, in order.
             self._drained.add(lane)
         return row
+
+    def _drop_fresh(self, lane: str, ids: set[int]) -> None:
+        fresh = self._fresh.get(lane)
+        if not fresh or not ids:
+            return
+        kept = deque(r for r in fresh if r.id not in ids)
+        if kept:
+            self._fresh[lane] = kept
+        else:
+            del self._fresh[lane]
+
+    async def _hold(self, lane: str, row: Row) -> bool:
+        """Whether this instance may attempt `row` now: it holds the claim with at least
+        half the lease left, or claims (or renews) it now."""
+        now = self._clock.now().timestamp()
+        if row.claimed_by == self.instance and (row.claimed_until or 0.0) - now > self._lease / 2:
+            return True
+        until = now + self._lease
+        if not await self._outbox.claim(row.id, now, until):
+            if lane not in self._held:
+                self._held.add(lane)
+                log.warning(
+                    "delivery %s in lane %s is held by another instance on this database; waiting",
+                    row.key,
+                    lane,
+                )
+            return False
+        self._held.discard(lane)
+        fresh = self._fresh.get(lane)
+        if fresh and fresh[0].id == row.id:
+            fresh[0] = replace(fresh[0], claimed_by=self.instance, claimed_until=until)
+        return True
 
     def _settle(self) -> None:
         """Set the idle flag when every live lane is waiting on a retry or done."""
@@ -253,13 +337,13 @@ class Delivery:
             self._idle.set()
 
     async def _attempt(self, lane: str, row: Row) -> None:
-        rowid, key, action, room_s, target_s, payload, attempts, _next, created = row
-        room = RoomRef.parse(room_s)
+        rowid, key, attempts, created = row.id, row.key, row.attempts, row.created_at
+        room = RoomRef.parse(row.room)
         adapter = self._adapters.get(room.platform)
         try:
             if adapter is None:
                 raise PermanentSendError(f"the {room.platform} adapter is not enabled")
-            message_id = await self._perform(adapter, key, action, room, target_s, payload)
+            message_id = await perform(self._outbox, adapter, row, room)
         except TransientSendError as exc:
             if exc.retry_after is None:
                 self._backing_off[lane] = room.platform
@@ -268,46 +352,15 @@ class Delivery:
             await self._retry(lane, rowid, key, attempts, created, str(exc), exc.retry_after)
         except PermanentSendError as exc:
             log.warning("delivery %s to %s failed for good: %s", key, room, exc)
-            await self._finish(lane, rowid, FAILED, None, str(exc))
+            await self._finish(lane, rowid, key, FAILED, None, str(exc))
         except Exception as exc:
             log.exception("delivery %s to %s raised unexpectedly", key, room)
             if attempts + 1 >= _MAX_UNEXPECTED:
-                await self._finish(lane, rowid, FAILED, None, f"unexpected: {exc!r}")
+                await self._finish(lane, rowid, key, FAILED, None, f"unexpected: {exc!r}")
             else:
                 await self._retry(lane, rowid, key, attempts, created, f"unexpected: {exc!r}", None)
         else:
-            await self._finish(lane, rowid, SENT, message_id, None)
-
-    async def _perform(
-        self,
-        adapter: Adapter,
-        key: str,
-        action: str,
-        room: RoomRef,
-        target_s: str | None,
-        payload: str | None,
-    ) -> str | None:
-        token = token_for(key)
-        if action == "send":
-            message = await self._outbox.with_reply(OutgoingMessage.from_json(payload or "{}"))
-            ref = await adapter.send(room, message, token)
-            return ref.id
-        target = await self._outbox.resolve(Target.decode(target_s or ""))
-        if action == "edit":
-            await adapter.edit(target, OutgoingMessage.from_json(payload or "{}"), token)
-            return target.id
-        if action == "delete":
-            await adapter.delete(target, token)
-            return target.id
-        if action == "react":
-            reaction = await adapter.react(target, payload or "", token)
-            return reaction.id if reaction else None
-        if action == "close_poll":
-            ended = await adapter.close_poll(
-                target, OutgoingMessage.from_json(payload or "{}"), token
-            )
-            return ended.id if ended else None
-        raise PermanentSendError(f"unknown delivery action {action!r}")
+            await self._finish(lane, rowid, key, SENT, message_id, None)
 
     async def _retry(
         self,
@@ -322,7 +375,7 @@ class Delivery:
         now = self._clock.now().timestamp()
         if now - created > self._give_up_after.total_seconds():
             log.error("delivery %s given up after %d attempts: %s", key, attempts + 1, error)
-            await self._finish(lane, rowid, FAILED, None, error)
+            await self._finish(lane, rowid, key, FAILED, None, error)
             return
         delay = min(self._backoff_max, self._backoff_base * 2**attempts)
         delay = delay * (0.5 + random.random() / 2)  # jitter: retries of many lanes spread out
@@ -331,18 +384,33 @@ class Delivery:
         log.info("delivery %s failed (%s); retry %d in %.1fs", key, error, attempts + 1, delay)
         self._not_before[lane] = asyncio.get_running_loop().time() + delay
         fresh = self._fresh.get(lane)
-        if fresh and fresh[0][0] == rowid:
-            head = fresh[0]
-            fresh[0] = (*head[:6], attempts + 1, now + delay, *head[8:])
-        await self._outbox.record_retry(rowid, attempts + 1, now + delay, error)
+        if fresh and fresh[0].id == rowid:
+            fresh[0] = replace(fresh[0], attempts=attempts + 1, next_attempt=now + delay)
+        if not await self._outbox.record_retry(rowid, attempts + 1, now + delay, error):
+            self._lost(lane, rowid, key)
 
     async def _finish(
-        self, lane: str, rowid: int, status: str, message_id: str | None, error: str | None
+        self,
+        lane: str,
+        rowid: int,
+        key: str,
+        status: str,
+        message_id: str | None,
+        error: str | None,
     ) -> None:
-        await self._outbox.finish(rowid, status, message_id, error, self._clock.now().timestamp())
+        now = self._clock.now().timestamp()
+        if not await self._outbox.finish(rowid, status, message_id, error, now):
+            self._lost(lane, rowid, key)
         self._backing_off.pop(lane, None)
         fresh = self._fresh.get(lane)
-        if fresh and fresh[0][0] == rowid:
+        if fresh and fresh[0].id == rowid:
             fresh.popleft()
             if not fresh:
                 del self._fresh[lane]
+
+    def _lost(self, lane: str, rowid: int, key: str) -> None:
+        """Our lease on a row ran out during an attempt and another instance took it:
+        what we did is not recorded, and the lane reads the database again."""
+        log.warning("delivery %s was taken over by another instance during an attempt", key)
+        self._drained.discard(lane)
+        self._drop_fresh(lane, {rowid})

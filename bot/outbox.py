@@ -23,10 +23,32 @@ PENDING: Final = "pending"
 SENT: Final = "sent"
 FAILED: Final = "failed"
 
-# An outbox row as the lanes handle it: id, key, action, room, target, payload, attempts,
-# next attempt, created at.
-Row = tuple[Any, ...]
-_ROW_COLUMNS: Final = "id, key, action, room, target, payload, attempts, next_attempt, created_at"
+_ROW_COLUMNS: Final = (
+    "id, key, action, room, target, payload, attempts, next_attempt, created_at,"
+    " claimed_by, claimed_until"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """An outbox row as the lanes handle it. `claimed_by` is the instance that may send
+    it, until `claimed_until` (the lease; see `Outbox.claim`)."""
+
+    id: int
+    key: str
+    action: str
+    room: str
+    target: str | None
+    payload: str | None
+    attempts: int
+    next_attempt: float
+    created_at: float
+    claimed_by: str | None
+    claimed_until: float | None
+
+    @classmethod
+    def of(cls, raw: tuple[Any, ...]) -> Row:
+        return cls(*raw)
 
 
 def token_for(key: str) -> str:
@@ -64,8 +86,18 @@ class LaneHealth:
 
 
 class Outbox:
-    def __init__(self, db: Database) -> None:
+    """The outbox as one instance (`instance`, a random id per `Delivery`) sees it.
+
+    A row is sent only by the instance that holds its claim: a row is inserted claimed
+    by its writer, and a row read back from the database (left by an earlier process,
+    or written by another process on the same database by mistake) is claimed with one
+    conditional UPDATE first. Finishing or rescheduling a row acts only on a claim this
+    instance holds, so a row is never sent twice by two instances at once.
+    """
+
+    def __init__(self, db: Database, instance: str) -> None:
         self._db = db
+        self.instance = instance
 
     async def insert(
         self,
@@ -76,23 +108,66 @@ class Outbox:
         target: Target | None,
         payload: str | None,
         now: float,
+        claimed_until: float,
     ) -> Row | None:
-        """Record a new post; None if the key is already known."""
+        """Record a new post, claimed by this instance; None if the key is known."""
         values = (key, lane, action, str(room), target.encode() if target else None, payload)
         rowid = await self._db.insert(
             "INSERT INTO outbox (key, lane, action, room, target, payload, status, attempts,"
-            " next_attempt, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
+            " next_attempt, created_at, claimed_by, claimed_until)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
             " ON CONFLICT (key) DO NOTHING",
-            (*values, PENDING, now, now),
+            (*values, PENDING, now, now, self.instance, claimed_until),
         )
         if rowid is None:
             return None
-        return (rowid, key, action, str(room), values[4], payload, 0, now, now)
+        return Row(
+            rowid,
+            key,
+            action,
+            str(room),
+            values[4],
+            payload,
+            0,
+            now,
+            now,
+            self.instance,
+            claimed_until,
+        )
 
     async def oldest(self, lane: str) -> Row | None:
-        return await self._db.fetchone(
+        raw = await self._db.fetchone(
             f"SELECT {_ROW_COLUMNS} FROM outbox WHERE lane = ? AND status = ? ORDER BY id LIMIT 1",
             (lane, PENDING),
+        )
+        return Row.of(raw) if raw is not None else None
+
+    async def claim(self, rowid: int, now: float, until: float) -> bool:
+        """Claim a pending row for this instance until `until`, or renew our claim; False
+        if it is no longer pending or another instance holds an unexpired claim."""
+        changed = await self._db.execute(
+            "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? AND status = ?"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
+            (self.instance, until, rowid, PENDING, self.instance, now),
+        )
+        return changed > 0
+
+    async def release_own(self) -> int:
+        """Give up this instance's claims on pending rows (a clean stop): the next
+        process takes them at once."""
+        return await self._db.execute(
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
+            " WHERE status = ? AND claimed_by = ?",
+            (PENDING, self.instance),
+        )
+
+    async def release_others(self) -> int:
+        """Drop every other instance's claim on pending rows. Only for a process that
+        holds the instance lock: it knows those instances are gone."""
+        return await self._db.execute(
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
+            " WHERE status = ? AND claimed_by IS NOT NULL AND claimed_by <> ?",
+            (PENDING, self.instance),
         )
 
     async def pending_lanes(self) -> list[str]:
@@ -103,20 +178,25 @@ class Outbox:
 
     async def record_retry(
         self, rowid: int, attempts: int, next_attempt: float, error: str
-    ) -> None:
-        await self._db.execute(
-            "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?",
-            (attempts, next_attempt, error, rowid),
+    ) -> bool:
+        """Record a failed attempt; False if this instance no longer holds the row."""
+        changed = await self._db.execute(
+            "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ?"
+            " WHERE id = ? AND claimed_by = ?",
+            (attempts, next_attempt, error, rowid, self.instance),
         )
+        return changed > 0
 
     async def finish(
         self, rowid: int, status: str, message_id: str | None, error: str | None, now: float
-    ) -> None:
-        await self._db.execute(
+    ) -> bool:
+        """Record the outcome; False if this instance no longer holds the row."""
+        changed = await self._db.execute(
             "UPDATE outbox SET status = ?, message_id = ?, last_error = ?, payload = NULL,"
-            " done_at = ? WHERE id = ?",
-            (status, message_id, error, now, rowid),
+            " done_at = ? WHERE id = ? AND claimed_by = ?",
+            (status, message_id, error, now, rowid, self.instance),
         )
+        return changed > 0
 
     # -- looking up ------------------------------------------------------------------
 

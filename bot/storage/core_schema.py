@@ -66,3 +66,12 @@ async def _initial(db: Database) -> None:
 async def _schedule_grace(db: Database) -> None:
     # A job may carry its own grace: housekeeping is worth running however late.
     await db.execute("ALTER TABLE schedule ADD COLUMN grace REAL")
+
+
+@core_migrations.step(3)
+async def _outbox_claims(db: Database) -> None:
+    # Which delivery instance may send a pending row, and until when (a lease): two
+    # processes on one database never send one row twice. Rows from before have no
+    # claim and are claimed by the first instance that reads them.
+    await db.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
+    await db.execute("ALTER TABLE outbox ADD COLUMN claimed_until REAL")

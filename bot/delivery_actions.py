@@ -1,0 +1,38 @@
+"""One attempt of one outbox row: the adapter call its action names.
+
+Apart from `bot.delivery` so that the lanes (order, claims, retries) and what an attempt
+does with a platform can be read each on their own.
+"""
+
+from __future__ import annotations
+
+from bot.core.errors import PermanentSendError
+from bot.core.messages import OutgoingMessage
+from bot.core.platform import Adapter
+from bot.core.refs import RoomRef
+from bot.outbox import Outbox, Row, Target, token_for
+
+
+async def perform(outbox: Outbox, adapter: Adapter, row: Row, room: RoomRef) -> str | None:
+    """Carry out `row` through `adapter`; the platform message id to record, if any.
+    Raises the adapter's send errors (transient while a target is not sent yet)."""
+    token = token_for(row.key)
+    action, payload = row.action, row.payload
+    if action == "send":
+        message = await outbox.with_reply(OutgoingMessage.from_json(payload or "{}"))
+        ref = await adapter.send(room, message, token)
+        return ref.id
+    target = await outbox.resolve(Target.decode(row.target or ""))
+    if action == "edit":
+        await adapter.edit(target, OutgoingMessage.from_json(payload or "{}"), token)
+        return target.id
+    if action == "delete":
+        await adapter.delete(target, token)
+        return target.id
+    if action == "react":
+        reaction = await adapter.react(target, payload or "", token)
+        return reaction.id if reaction else None
+    if action == "close_poll":
+        ended = await adapter.close_poll(target, OutgoingMessage.from_json(payload or "{}"), token)
+        return ended.id if ended else None
+    raise PermanentSendError(f"unknown delivery action {action!r}")
