@@ -51,6 +51,9 @@ class Session:
     backlog: list[tuple[int, Json]] = field(default_factory=list)
     connection: Connection | None = None
     valid: bool = True
+    # Messages this session was told of (MESSAGE_CREATE): poll votes are sent only
+    # about those.
+    seen: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -95,9 +98,19 @@ class Gateway:
     def live_sessions(self) -> list[Session]:
         return [s for s in self.sessions.values() if s.valid]
 
-    async def dispatch(self, event: str, data: Json) -> None:
-        """Send a DISPATCH to every valid session (kept for replay when disconnected)."""
+    async def dispatch(
+        self, event: str, data: Json, *, intent: int = 0, about: int | None = None
+    ) -> None:
+        """Send a DISPATCH to every valid session (kept for replay when disconnected);
+        with `intent`, only to sessions that asked for it, and with `about`, only to
+        sessions that were told of that message."""
         for session in self.live_sessions():
+            if event == "MESSAGE_CREATE":
+                session.seen.add(int(data["id"]))
+            if intent and not session.intents & intent:
+                continue
+            if about is not None and about not in session.seen:
+                continue
             session.seq += 1
             frame: Json = {"op": 0, "t": event, "s": session.seq, "d": data}
             session.backlog.append((session.seq, frame))

@@ -206,6 +206,8 @@ class Interaction:
     channel_id: int
     guild_id: int
     user_id: int
+    kind: int = 2  # 2: an application command, 3: a component, 4: autocomplete
+    message_id: int | None = None  # a component's: the message it is on
     acknowledged: int | None = None  # the callback type, once answered
     original_id: int | None = None
     deferred_ephemeral: bool = False

@@ -1,8 +1,7 @@
-"""Gateway payloads of the stand-in: READY, GUILD_CREATE, and a message's poll."""
+"""Gateway payloads of the stand-in: READY and GUILD_CREATE."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from tests.discord.standin.gateway import Session
@@ -64,18 +63,3 @@ def guild_creates(standin: StandIn) -> list[Json]:
             }
         )
     return out
-
-
-def poll_payload(poll: Json) -> Json:
-    answers = [
-        {"answer_id": i, "poll_media": a.get("poll_media") or {}}
-        for i, a in enumerate(poll.get("answers") or [], 1)
-    ]
-    return {
-        "question": poll.get("question") or {},
-        "answers": answers,
-        "expiry": iso(time.time() + 3600 * int(poll.get("duration", 24))),
-        "allow_multiselect": bool(poll.get("allow_multiselect")),
-        "layout_type": poll.get("layout_type", 1),
-        "results": {"is_finalized": False, "answer_counts": []},
-    }

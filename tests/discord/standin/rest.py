@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from tests.discord.standin.model import Json, Webhook, iso, new_token
+from tests.discord.standin.model import Json, Webhook, new_token
 from tests.discord.standin.ratelimits import json_response
 from tests.discord.standin.store import (
     attachments,
@@ -25,6 +25,7 @@ from tests.discord.standin.validation import (
     ApiError,
     check_message,
     check_webhook_name,
+    invalid_form,
 )
 
 if TYPE_CHECKING:
@@ -34,6 +35,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON_KEY: Final[web.RequestKey[Any]] = web.RequestKey("json", object)
 FILES_KEY: Final[web.RequestKey[list[tuple[str, bytes]]]] = web.RequestKey("files", list)
 INTERACTION_WINDOW = 3.0  # seconds to answer an interaction before its token expires
+# The callback types each kind of interaction takes: a message (4), a deferral (5), a
+# deferred update of the clicked message (6, components only), an update of it (7),
+# autocomplete choices (8), a modal (9).
+CALLBACK_TYPES = {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}}
 
 
 async def _read_body(request: web.Request) -> tuple[Any, list[tuple[str, bytes]]]:
@@ -231,16 +236,6 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
         )
         return json_response(None, 204)
 
-    @route("POST", "/channels/{channel_id}/polls/{message_id}/expire")
-    async def expire_poll(request: web.Request) -> web.Response:
-        info = request.match_info
-        msg = s.message(info["channel_id"], info["message_id"])
-        if "poll" not in msg.data:
-            raise ApiError(400, 520001, "This message does not have a poll")
-        msg.data["poll"]["expiry"] = iso()
-        msg.data["poll"]["results"]["is_finalized"] = True
-        return json_response(msg.data)
-
     @route("GET", "/channels/{channel_id}/webhooks")
     async def list_webhooks(request: web.Request) -> web.Response:
         channel = not_a_thread(s.channel(request.match_info["channel_id"]))
@@ -315,6 +310,10 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
         body: Json = request[JSON_KEY] or {}
         kind = int(body.get("type", 0))
         data: Json = body.get("data") or {}
+        if kind not in CALLBACK_TYPES.get(inter.kind, set()):
+            raise invalid_form(
+                "type", "Interaction response type is not valid for this interaction"
+            )
         inter.acknowledged, inter.answered_at = kind, time.monotonic()
         resource: Json = {"type": kind}
         channel = s.channel(inter.channel_id)
@@ -341,8 +340,8 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
             resource["message"] = thinking.data
             if not thinking.ephemeral:
                 await s.gateway.dispatch("MESSAGE_CREATE", thinking.data)
-        elif kind == 7:
-            resource["message"] = data
+        elif kind == 7 and inter.message_id is not None:
+            resource["message"] = await edit(s, s.message(inter.channel_id, inter.message_id), data)
         answer = {
             "interaction": {
                 "id": str(inter.id),

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.discord.standin import payloads, threads
+from tests.discord.standin import components, payloads, polls, threads
 from tests.discord.standin.gateway import Frame, Gateway
 from tests.discord.standin.model import (
     Channel,
@@ -28,7 +28,7 @@ from tests.discord.standin.model import (
     new_token,
 )
 from tests.discord.standin.ratelimits import Injection, RateLimiter, json_response
-from tests.discord.standin.validation import ApiError
+from tests.discord.standin.validation import ApiError, check_poll
 from tests.support import serve_on_loopback
 
 API = "/api/v10"
@@ -60,8 +60,11 @@ class StandIn:
         self.messages: dict[int, Message] = {}
         self.webhooks: dict[int, Webhook] = {}
         self.interactions: dict[int, Interaction] = {}
+        self.polls: dict[int, polls.PollState] = {}  # by message id
         self.commands: dict[str, list[Json]] = {}  # "global" or guild id -> commands
         self.requests: list[Recorded] = []
+        # How long an interaction's token takes followups (Discord: 15 minutes).
+        self.followup_window = 15 * 60.0
         # Channels where the bot lacks Manage Webhooks: their webhook routes answer 403.
         self.no_webhooks: set[int] = set()
         self.frames: list[Frame] = []
@@ -98,6 +101,7 @@ class StandIn:
         app.router.add_get("/gateway", self.gateway.handle)
         add_routes(app, self, API)
         threads.add_thread_routes(app, self, API)
+        polls.add_poll_routes(app, self, API)
         self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
@@ -215,7 +219,8 @@ class StandIn:
             data["referenced_message"] = dict(target.data) if target else None
             data["type"] = 19
         if body.get("poll"):
-            data["poll"] = payloads.poll_payload(body["poll"])
+            author_id = webhook.id if webhook is not None else author.id if author else 0
+            data["poll"] = polls.create(self, msg_id, channel.id, author_id, body["poll"])
         if interaction is not None:
             data["interaction_metadata"] = {
                 "id": str(interaction.id),
@@ -261,8 +266,12 @@ class StandIn:
         reply_to: int | None = None,
         attachments: list[Json] | None = None,
         dispatch: bool = True,
+        poll: Json | None = None,
     ) -> Message:
         body: Json = {"content": content}
+        if poll is not None:
+            check_poll(poll)
+            body["poll"] = poll
         if reply_to is not None:
             body["message_reference"] = {"message_id": reply_to}
         msg = self.create_message(channel, author, body, attachments=attachments)
@@ -320,34 +329,41 @@ class StandIn:
         self, channel: Channel, user: User, name: str, options: list[Json]
     ) -> Interaction:
         inter, payload = self.new_interaction(channel, user)
+        inter.kind = 4
         payload["type"] = 4
         payload["data"] = {"id": "1", "name": name, "type": 1, "options": options}
         await self.gateway.dispatch("INTERACTION_CREATE", payload)
         return inter
 
     async def click(self, message: Message, user: User, custom_id: str) -> Interaction:
+        """`user` clicks the button `custom_id` of `message` (one the client shows, enabled)."""
+        components.find(message, custom_id, kind=2)
+        return await self._component(message, user, {"custom_id": custom_id, "component_type": 2})
+
+    async def select(
+        self, message: Message, user: User, custom_id: str, values: list[str]
+    ) -> Interaction:
+        """`user` picks `values` in the select menu `custom_id` of `message`."""
+        menu = components.find(message, custom_id, kind=3)
+        components.check_choice(menu, values)
+        data = {"custom_id": custom_id, "component_type": 3, "values": values}
+        return await self._component(message, user, data)
+
+    async def _component(self, message: Message, user: User, data: Json) -> Interaction:
         channel = self.channels[message.channel_id]
         inter, payload = self.new_interaction(channel, user)
+        inter.kind, inter.message_id = 3, message.id
         payload["type"] = 3
         payload["message"] = message.data
-        payload["data"] = {"custom_id": custom_id, "component_type": 2}
+        payload["data"] = data
         await self.gateway.dispatch("INTERACTION_CREATE", payload)
         return inter
 
     async def poll_vote(
         self, message: Message, user: User, answer_id: int, *, add: bool = True
-    ) -> None:
-        event = "MESSAGE_POLL_VOTE_ADD" if add else "MESSAGE_POLL_VOTE_REMOVE"
-        await self.gateway.dispatch(
-            event,
-            {
-                "user_id": str(user.id),
-                "channel_id": str(message.channel_id),
-                "message_id": str(message.id),
-                "guild_id": str(self.channels[message.channel_id].guild_id),
-                "answer_id": answer_id,
-            },
-        )
+    ) -> bool:
+        """`user` ticks (or unticks) an answer of a native poll; see `polls.vote`."""
+        return await polls.vote(self, message, user, answer_id, add=add)
 
     async def reaction(self, message: Message, user: User, emoji: str, *, add: bool = True) -> None:
         channel = self.channels[message.channel_id]

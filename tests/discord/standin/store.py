@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -75,6 +76,8 @@ def delete(s: StandIn, msg: Message) -> None:
 
 
 async def edit(s: StandIn, msg: Any, body: Json) -> Json:
+    if "poll" in body and msg.id in s.polls:
+        raise ApiError(400, 520003, "Cannot edit a poll message")
     check_message({**msg.data, **body, "content": body.get("content", msg.data["content"])})
     for key in ("content", "components", "embeds"):
         if key in body:
@@ -88,6 +91,8 @@ async def followup(s: StandIn, token: str, body: Json) -> web.Response:
     inter = next((i for i in s.interactions.values() if i.token == token), None)
     if inter is None or inter.acknowledged is None:
         raise ApiError(404, 10015, "Unknown Webhook")
+    if time.monotonic() - inter.created_at > s.followup_window:
+        raise ApiError(401, 50027, "Invalid Webhook Token")
     channel = s.channel(inter.channel_id)
     original = s.messages.get(inter.original_id or 0)
     if inter.loading and original is not None and not original.deleted:
