@@ -29,9 +29,15 @@ from bot.core.i18n import Translator
 from bot.core.messages import OutgoingMessage
 from bot.core.permissions import Level
 from bot.core.refs import MessageRef, RoomRef, UserRef
+from bot.core.text import ECHO_LIMIT, shorten
 from bot.delivery import Delivery
 
 log = logging.getLogger(__name__)
+
+# Error parameters that quote what the user wrote; the others are ours (the known
+# associations, the choices), kept whole up to a generous bound.
+_ECHOED = frozenset({"value", "name", "group"})
+_LIST_LIMIT = 1000
 
 CommandHandler = Callable[["CommandCall"], Awaitable[None]]
 EventHandler = Callable[[Any], Awaitable[None]]
@@ -225,7 +231,11 @@ class Dispatcher:
             await call.reply(call.t("error.internal"), ephemeral=True)
 
     def _error_text(self, err: UserError, language: str, prefix: str) -> str:
-        params = dict(err.params)
+        # What the user wrote is quoted back cut short: a reply never echoes a flood.
+        params = {
+            k: shorten(v, ECHO_LIMIT if k in _ECHOED else _LIST_LIMIT) if isinstance(v, str) else v
+            for k, v in err.params.items()
+        }
         params.setdefault("prefix", prefix)
         usage = params.pop("usage", None)
         text = self._t.t(err.key, language, **params)

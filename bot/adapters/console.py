@@ -23,6 +23,7 @@ from bot.core.events import MessageReceived, Sender
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import AdapterHost
 from bot.core.refs import MessageRef, RoomRef, UserRef
+from bot.core.text import for_terminal
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ _LINE = re.compile(r"^#([\w-]+)\s+([\w.-]+):\s?(.*)$")
 
 
 def format_post(room: str, sender: str, text: str) -> str:
+    # Escaped, so that no text can move the cursor and write a post of someone else's.
+    sender, text = for_terminal(sender), for_terminal(text)
     lines = text.split("\n") or [""]
     head = f"[#{room}] {sender}: {lines[0]}"
     return "\n".join([head, *("  " + line for line in lines[1:])])
@@ -84,7 +87,7 @@ class ConsoleAdapter:
         def reader() -> None:
             # A daemon thread: a blocked read of a terminal must not hold up shutdown.
             try:
-                for line in self._stdin:
+                while (line := self._read_line()) is not None:
                     if not hand_over(line):
                         return
             except (OSError, ValueError):
@@ -106,6 +109,19 @@ class ConsoleAdapter:
                 await self._line(line.rstrip("\r\n"))
         finally:
             stop_wait.cancel()
+
+    def _read_line(self) -> str | None:
+        """The next line, cut at `message_limit` characters (the rest of a longer line is
+        read and dropped: memory stays bounded whatever comes in); None at the end."""
+        line = self._stdin.readline(self.message_limit + 1)
+        if not line:
+            return None
+        if len(line) > self.message_limit and not line.endswith("\n"):
+            log.warning("a console line longer than %d characters was cut", self.message_limit)
+            while (rest := self._stdin.readline(self.message_limit)) and not rest.endswith("\n"):
+                pass
+            line = line[: self.message_limit]
+        return line
 
     async def _line(self, line: str) -> None:
         if not line.strip():
@@ -137,6 +153,10 @@ class ConsoleAdapter:
         except Exception:
             log.exception("handling console line failed")
         self._handled += 1
+
+    async def stop_receiving(self) -> None:
+        """`run` returns once the line in hand is handled; later lines are not read."""
+        self._stopped.set()
 
     async def stop(self) -> None:
         self._stopped.set()

@@ -13,12 +13,15 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from bot.core.errors import UserError
 from bot.core.permissions import Level
 from bot.core.timeparse import parse_duration, parse_local_time
+
+# Characters a text command may hold: a poll of 20 long answers fits with room to spare.
+COMMAND_LIMIT: Final = 4000
 
 
 class Kind(enum.Enum):
@@ -212,6 +215,9 @@ def tokenize(text: str) -> list[str]:
 
 def parse_command(text: str, registry: CommandRegistry, ctx: ParseContext) -> ParsedCommand:
     """Parse the words after the prefix. Raises UserError with a usage hint when wrong."""
+    if len(text) > COMMAND_LIMIT:
+        # Before tokenising: shlex takes time quadratic in the length of one word.
+        raise UserError("error.command_too_long", limit=COMMAND_LIMIT)
     words = tokenize(text)
     if not words:
         raise UserError("error.unknown_command", name="")

@@ -51,6 +51,8 @@ class Adapter(Protocol):
     platform: str
     command_prefix: str | None  # None: the platform has native commands only
     message_limit: int  # characters a single post may hold
+    # Optional: `inbound_limit`, the characters of inbound text kept (the platform's own
+    # limit); longer text is cut there. Without it, `message_limit`.
 
     async def start(self, host: AdapterHost) -> None:
         """Connect and log in; return once ready to send."""

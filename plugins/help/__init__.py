@@ -7,6 +7,7 @@ from pathlib import Path
 from bot.commanding import CommandCall
 from bot.core.commands import CommandSpec, Param
 from bot.core.permissions import Level
+from bot.core.text import shorten
 from bot.plugin import Plugin, command
 
 
@@ -33,7 +34,9 @@ class HelpPlugin(Plugin):
                 s for s in specs if words[0] in {s.path[0].lower(), s.sv_path[0].lower()}
             ]
             if not specs:
-                await call.reply(call.t("help.unknown", name=" ".join(words), prefix=call.prefix))
+                await call.reply(
+                    call.t("help.unknown", name=shorten(" ".join(words)), prefix=call.prefix)
+                )
                 return
         lines = [] if words else [call.t("help.title")]
         for spec in sorted(specs, key=lambda s: s.path):

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import discord
@@ -33,6 +33,7 @@ from bot.adapters.discord.parts import Parts
 from bot.adapters.discord.polls import PollBook
 from bot.adapters.discord.receiver import Receiver, RoleCache
 from bot.adapters.discord.threads import Threads, channel_id
+from bot.adapters.discord.voters import PollSync
 from bot.adapters.discord.webhooks import Webhooks
 from bot.core.clock import Clock
 from bot.core.errors import PermanentSendError, TransientSendError
@@ -54,6 +55,7 @@ class DiscordAdapter:
     platform = "discord"
     command_prefix: str | None = None  # slash commands only
     message_limit = MESSAGE_LIMIT
+    inbound_limit = 4000  # what Discord lets members with Nitro write
 
     def __init__(
         self,
@@ -98,12 +100,17 @@ class DiscordAdapter:
             Parts(state),
             native_polls=settings.native_polls,
         )
+        self.pollsync = PollSync(self.polls, self.inbound, self.brake, lambda: self.client)
+        self.outbound.poll_ended = lambda cid, mid, poll: self.pollsync.snapshot(
+            cid, mid, poll, final=True
+        )
         self.client: GatewayClient | None = None
         self._host: AdapterHost | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
+        self._input_done = asyncio.Event()  # stop_receiving: `run` returns
         self.problem: str | None = None
         self.commands_synced = 0
         self._room_checks: dict[int, tuple[float, str | None]] = {}
@@ -137,6 +144,10 @@ class DiscordAdapter:
             threads=lambda: (
                 [t for g in self.client.guilds for t in g.threads] if self.client else []
             ),
+            session_ready=self.pollsync.reread_open,
+        )
+        self.outbound.select_placeholder = lambda room: self._t(
+            "discord.select_placeholder", host.language_for(room)
         )
         self.receiver = receiver
         self.client = GatewayClient(
@@ -238,20 +249,29 @@ class DiscordAdapter:
 
     async def run(self) -> None:
         if self._task is not None:
+            done = asyncio.create_task(self._input_done.wait())
+            either: set[asyncio.Future[Any]] = {asyncio.shield(self._task), done}
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._task)
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            done.cancel()
+
+    async def stop_receiving(self) -> None:
+        """Finish what was received (the message in hand whatever happens, the queue as
+        time allows) and take no new messages: those are read from the channels'
+        history at the next start. The connection stays, for posts in flight."""
+        await self.inbound.finish(timeout=5.0)
+        self._input_done.set()
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.inbound.finish(timeout=5.0)
         if self.client is not None:
             await self.client.close()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.interactions.stop()
-        # What was received is handled before leaving; what is not, is read again from
-        # the history on the next start.
-        await self.inbound.drain(timeout=5.0)
+        await self.pollsync.stop()
         await self.inbound.stop()
         await self.webhooks.close()
 

@@ -118,7 +118,7 @@ def message_event(message: discord.Message, known_parent: int | None = None) -> 
 
 @dataclass
 class _Item:
-    kind: str  # "message", "event", "catchup", "adopt"
+    kind: str  # "message", "event", "catchup", "adopt"; "stop" ends the worker
     message: discord.Message | None = None
     event: InboundEvent | None = None
     seen_key: str | None = None
@@ -150,6 +150,8 @@ class Inbound:
         self.active_threads: set[int] = set()  # as the gateway listed them at READY
         self.handled = 0
         self.caught_up = 0
+        self._closed = False  # stopping: no new messages are taken
+        self._finishing = False  # stopping: workers end after the item in hand
 
     async def load(self, configured: list[int]) -> None:
         raw = await self._state.get(_CHANNELS_KEY)
@@ -216,6 +218,8 @@ class Inbound:
             self._queue(channel_id).put_nowait(_Item("catchup"))
 
     def message(self, message: discord.Message) -> None:
+        if self._closed:
+            return  # stopping: read from the channel's history at the next start
         self._queue(message.channel.id).put_nowait(_Item("message", message=message))
 
     def event(self, channel_id: int, event: InboundEvent, seen_key: str | None = None) -> None:
@@ -228,6 +232,20 @@ class Inbound:
                 for queue in list(self._queues.values()):
                     await queue.join()
 
+    async def finish(self, timeout: float) -> None:
+        """Take no new messages, handle what is queued within `timeout`, then let each
+        worker end after the item in hand (an item is never cut off halfway: its writes
+        and its mark as handled go together); a worker still busy after a further
+        `timeout` is left to `stop`."""
+        self._closed = True
+        await self.drain(timeout)
+        self._finishing = True
+        for queue in self._queues.values():
+            queue.put_nowait(_Item("stop"))
+        workers = [t for t in self._workers.values() if not t.done()]
+        if workers:
+            await asyncio.wait(workers, timeout=timeout)
+
     async def stop(self) -> None:
         for task in self._workers.values():
             task.cancel()
@@ -238,8 +256,11 @@ class Inbound:
     # -- handling -----------------------------------------------------------------------
 
     async def _work(self, channel_id: int, queue: asyncio.Queue[_Item]) -> None:
-        while True:
+        while not self._finishing:
             item = await queue.get()
+            if item.kind == "stop":
+                queue.task_done()
+                return
             try:
                 if item.kind == "adopt" and item.parent is not None:
                     await self._adopt(channel_id, item.parent)

@@ -47,6 +47,7 @@ INLINE_MEDIA_BYTES: Final = 10 * 1024 * 1024  # files up to this size come with 
 class MatrixAdapter:
     platform = "matrix"
     message_limit = formatting.MESSAGE_LIMIT
+    inbound_limit = 65_536  # an event is at most 64 KiB, so no body is longer
 
     def __init__(
         self, settings: MatrixSettings, state: AdapterState, clock: Clock, language: str = "sv"
@@ -119,7 +120,9 @@ class MatrixAdapter:
         self._running = asyncio.current_task()
         await self._sync.run(self._stopped)
 
-    async def stop(self) -> None:
+    async def stop_receiving(self) -> None:
+        """`run` returns once the batch in hand is handled and its position saved; the
+        client stays connected, so that posts in flight still go out."""
         self._stopped.set()
         running, self._running = self._running, None
         if running is not None and running is not asyncio.current_task():
@@ -131,6 +134,9 @@ class MatrixAdapter:
                 await self._sync.save()
             except Exception:
                 log.exception("could not save the Matrix sync position")
+
+    async def stop(self) -> None:
+        await self.stop_receiving()
         if self._client is not None:
             await self._client.close()
             self._client = None

@@ -11,6 +11,7 @@ from typing import Any, Final
 import nh3
 
 from bot.core.messages import Attribution, OutgoingMessage, split_text
+from bot.core.text import clean
 
 # Synapse rejects events over 65536 bytes of JSON; leave room for the envelope and,
 # in encrypted rooms, for the base64 ciphertext (4/3 of the plaintext).
@@ -94,6 +95,8 @@ def _render_inline_block(text: str) -> str:
 
 
 def _render_inline(text: str) -> str:
+    # NUL marks the kept pieces below: one in the text itself would be taken for a mark.
+    text = text.replace("\x00", "")
     kept: list[str] = []
 
     def keep(html: str) -> str:
@@ -110,7 +113,10 @@ def _render_inline(text: str) -> str:
     out = _ITALIC_UNDERSCORE.sub(r"<em>\1</em>", out)
     out = _STRIKE.sub(r"<del>\1</del>", out)
     out = _SPOILER.sub(r"<span data-mx-spoiler>\1</span>", out)
-    while "\x00" in out:
+    # A kept code span may hold a kept escape: two passes at most, never an endless loop.
+    for _ in range(3):
+        if "\x00" not in out:
+            break
         out = re.sub("\x00(\\d+)\x00", lambda m: kept[int(m[1])], out)
     return out
 
@@ -132,8 +138,9 @@ def text_contents(message: OutgoingMessage) -> list[dict[str, Any]]:
     label = message.attribution.label if message.attribution else None
     msgtype = "m.notice" if message.notice else "m.text"
     limit = MESSAGE_LIMIT
+    text = clean(message.text)  # a NUL from a feed or a file is no more welcome than one typed
     while True:
-        parts = split_text(message.text, limit) if message.text.strip() else []
+        parts = split_text(text, limit) if text.strip() else []
         if not parts and label and message.attachments:
             parts = [""]  # who sent the files, above them
         contents = []
