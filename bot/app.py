@@ -26,6 +26,7 @@ from bot.core.i18n import Translator
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
 from bot.core.refs import RoomRef, UserRef
+from bot.core.text import clean_event
 from bot.delivery import Delivery
 from bot.people import People
 from bot.plugin import Plugin, PluginContext, PluginScheduler
@@ -47,6 +48,8 @@ HEARTBEAT_EVERY: Final = 30.0
 OUTBOX_RETENTION: Final = timedelta(days=60)
 INBOUND_RETENTION: Final = timedelta(days=7)
 HOUSEKEEPING_CRON: Final = "17 4 * * *"
+# How long a stop waits for the adapters to finish the events in hand.
+INPUT_STOP_TIMEOUT: Final = 20.0
 
 
 def heartbeat_path(settings: RootSettings) -> Path:
@@ -105,6 +108,15 @@ def build_directory(settings: RootSettings) -> Directory:
     )
 
 
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _log_end(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("adapter %s stopped with an error", task.get_name(), exc_info=task.exception())
+
+
 class _Host:
     """The framework as one adapter sees it."""
 
@@ -113,7 +125,9 @@ class _Host:
         self._adapter = adapter
 
     async def handle(self, event: InboundEvent) -> None:
-        await self._app.dispatcher.handle(event, self._adapter.command_prefix)
+        # The one way in for every adapter: text is cleaned and capped here, once.
+        limit = int(getattr(self._adapter, "inbound_limit", self._adapter.message_limit))
+        await self._app.dispatcher.handle(clean_event(event, limit), self._adapter.command_prefix)
 
     def commands(self) -> Sequence[CommandSpec]:
         return self._app.dispatcher.registry.specs()
@@ -157,6 +171,7 @@ class App:
         self._db: Database | None = None
         self._instance: InstanceLock | None = None
         self._stop = asyncio.Event()
+        self._hurry = asyncio.Event()  # a second stop signal: leave without waiting
 
     # -- wiring ------------------------------------------------------------------------
 
@@ -370,22 +385,32 @@ class App:
 
     # -- running -----------------------------------------------------------------------
 
-    def request_stop(self) -> None:
+    def request_stop(self, sig: signal.Signals | None = None) -> None:
+        if self._stop.is_set():
+            # Asked twice: stop waiting for the platforms; what is unsent stays queued.
+            log.warning("asked again to stop: not waiting for pending deliveries")
+            self._hurry.set()
+            return
+        if sig is not None:
+            log.info("stopping on %s: finishing the work in hand", sig.name)
         self._stop.set()
 
     async def run(self, *, drain_timeout: float = 30.0) -> None:
-        """Start, run until every adapter's input ends or a stop is asked, then stop."""
+        """Start, run until every adapter's input ends or a stop is asked, then stop:
+        the event in hand is finished (never cut off between the writes it makes), posts
+        in flight are sent while the platforms answer, and nothing new is taken in."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             # Not possible outside the main thread (tests) or on some platforms.
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.request_stop, sig)
         try:
             await self.start()
             beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
-            inputs = [
-                asyncio.create_task(a.run(), name=f"adapter:{n}") for n, a in self.adapters.items()
-            ]
+            inputs = {
+                asyncio.create_task(a.run(), name=f"adapter:{n}"): a
+                for n, a in self.adapters.items()
+            }
             stop_wait = asyncio.create_task(self._stop.wait())
             pending: set[asyncio.Task[Any]] = set(inputs)
             while pending and not self._stop.is_set():
@@ -393,22 +418,60 @@ class App:
                     pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in done:
-                    if task is not stop_wait and task.exception() is not None:
-                        log.error(
-                            "adapter %s stopped with an error",
-                            task.get_name(),
-                            exc_info=task.exception(),
-                        )
+                    if task is not stop_wait:
+                        _log_end(task)
                 pending.discard(stop_wait)
             stop_wait.cancel()
+            await self._stop_inputs({t: inputs[t] for t in pending})
             beat.cancel()
-            for task in pending:
-                task.cancel()
             # Finish what is in flight before leaving.
-            if not await self.delivery.wait_idle(drain_timeout):
+            if not await self._drained(drain_timeout):
                 log.warning("stopping with deliveries still pending; they resume on next start")
         finally:
             await self.stop()
+
+    async def _stop_inputs(self, running: dict[asyncio.Task[Any], Adapter]) -> None:
+        """Ask each adapter still receiving to stop after the event in hand, and wait for
+        it; only one that does not stop in time is cancelled."""
+        if not running:
+            return
+        asks = []
+        for task, adapter in running.items():
+            stopper = getattr(adapter, "stop_receiving", None)
+            if stopper is None:
+                task.cancel()  # an adapter that cannot stop between events
+            else:
+                asks.append(asyncio.create_task(stopper()))
+        hurry = asyncio.create_task(self._hurry.wait())
+        waiting = set(running) | set(asks)
+        deadline = loop_time() + INPUT_STOP_TIMEOUT
+        while waiting - set(asks) and not self._hurry.is_set():
+            left = deadline - loop_time()
+            if left <= 0:
+                break
+            _, waiting = await asyncio.wait(
+                waiting | {hurry}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+            waiting.discard(hurry)
+        hurry.cancel()
+        for task in running:
+            if not task.done():
+                log.warning("adapter %s did not stop in time; cut off", task.get_name())
+                task.cancel()
+        await asyncio.gather(*running, *asks, return_exceptions=True)
+        for task in asks:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("stopping an adapter's input failed", exc_info=task.exception())
+
+    async def _drained(self, timeout: float) -> bool:
+        idle = asyncio.create_task(self.delivery.wait_idle(timeout))
+        hurry = asyncio.create_task(self._hurry.wait())
+        await asyncio.wait({idle, hurry}, return_when=asyncio.FIRST_COMPLETED)
+        hurry.cancel()
+        if not idle.done():
+            idle.cancel()
+            return False
+        return idle.result()
 
     async def _heartbeat(self) -> None:
         path = heartbeat_path(self.settings)

@@ -123,6 +123,18 @@ class BridgePlugin(Plugin):
         if not targets:
             return
         text, html = self._content(event.text, event.html)
+        # Every copy, its map entry and its outbox row are written together or not at
+        # all: a stop or a failure halfway leaves nothing that a retry would skip.
+        async with self.ctx.db.transaction():
+            await self._relay(event, targets, text, html)
+
+    async def _relay(
+        self,
+        event: MessageReceived,
+        targets: list[tuple[RoomRef, str]],
+        text: str,
+        html: str | None,
+    ) -> None:
         origin = await self._origin(event.reply_to) if event.reply_to else None
         root = await self._origin(event.thread) if event.thread else None
         now = self.ctx.clock.now()
@@ -157,6 +169,10 @@ class BridgePlugin(Plugin):
     @on(MessageEdited)
     async def follow_edit(self, event: MessageEdited) -> None:
         text, html = self._content(event.text, event.html)
+        async with self.ctx.db.transaction():
+            await self._edit_copies(event, text, html)
+
+    async def _edit_copies(self, event: MessageEdited, text: str, html: str | None) -> None:
         for copy in await self.store.copies(str(event.ref)):
             message = OutgoingMessage(
                 text=text,
@@ -175,16 +191,24 @@ class BridgePlugin(Plugin):
     @on(MessageDeleted)
     async def follow_deletion(self, event: MessageDeleted) -> None:
         # The deleted thing may be a message or a reaction (Matrix redacts both).
-        for copy in await self.store.copies(str(event.ref)):
+        async with self.ctx.db.transaction():
+            await self._delete_copies(str(event.ref), event.room)
+
+    async def _delete_copies(self, name: str, source: RoomRef) -> None:
+        for copy in await self.store.copies(name):
             await self.ctx.delivery.delete(
                 f"bridge-delete:{copy.delivery_key}",
                 Target(key=copy.delivery_key),
                 copy.room,
-                lane=lane(event.room, copy.room),
+                lane=lane(source, copy.room),
             )
 
     @on(ReactionAdded)
     async def follow_reaction(self, event: ReactionAdded) -> None:
+        async with self.ctx.db.transaction():
+            await self._react_copies(event)
+
+    async def _react_copies(self, event: ReactionAdded) -> None:
         origin = await self._origin(event.target)
         rooms = [origin.room] + [c.room for c in await self.store.copies(str(origin))]
         if event.room not in rooms:
@@ -210,13 +234,8 @@ class BridgePlugin(Plugin):
     @on(ReactionRemoved)
     async def follow_reaction_removal(self, event: ReactionRemoved) -> None:
         name = _reaction_name(event.target, event.sender, event.key)
-        for copy in await self.store.copies(name):
-            await self.ctx.delivery.delete(
-                f"bridge-delete:{copy.delivery_key}",
-                Target(key=copy.delivery_key),
-                copy.room,
-                lane=lane(event.room, copy.room),
-            )
+        async with self.ctx.db.transaction():
+            await self._delete_copies(name, event.room)
 
     # -- upkeep and status -------------------------------------------------------------
 
