@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -151,10 +151,14 @@ FAST: dict[str, Any] = {
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    settings: RootSettings, *, expect_ready: bool = True, **options: Any
+    settings: RootSettings,
+    *,
+    expect_ready: bool = True,
+    plugins: Sequence[type[Plugin]] = (),
+    **options: Any,
 ) -> AsyncIterator[Running]:
-    """The whole App with help and the probe, the Discord adapter built with short
-    timings; its state lives in the App's database file (opened here first)."""
+    """The whole App with help, the probe and `plugins`, the Discord adapter built with
+    short timings; its state lives in the App's database file (opened here first)."""
     assert settings.discord is not None
     db = await Database.open(settings.bot.database)
     await core_migrations.upgrade(db)
@@ -165,7 +169,12 @@ async def running_bot(
         associations={a.id: a.name for a in settings.associations},
         **{**FAST, **options},
     )
-    app = App(settings, [HelpPlugin, Probe], adapters={"discord": adapter}, delivery_backoff=0.1)
+    app = App(
+        settings,
+        [HelpPlugin, Probe, *plugins],
+        adapters={"discord": adapter},
+        delivery_backoff=0.1,
+    )
     task = asyncio.create_task(app.run())
     try:
         deadline = asyncio.get_running_loop().time() + 15

@@ -23,6 +23,10 @@ UNKNOWN_MESSAGE: Final = 10008
 UNKNOWN_WEBHOOK: Final = 10015
 CANNOT_EDIT_OTHERS: Final = 50005
 THREAD_EXISTS: Final = 160004  # a thread was already started on this message
+# An interaction's token has expired (15 minutes): a 401 that says nothing of the bot's
+# own token, so it must not count towards the AuthBrake.
+INVALID_WEBHOOK_TOKEN: Final = 50027
+POLL_EXPIRED: Final = 520001
 
 
 class AuthBrake:
@@ -71,7 +75,7 @@ def convert(exc: BaseException, brake: AuthBrake | None = None) -> Exception:
         return TransientSendError("rate limited by Discord", retry_after=exc.retry_after)
     if isinstance(exc, discord.HTTPException):
         status = exc.status
-        if status in (401, 403) and brake is not None:
+        if status in (401, 403) and brake is not None and exc.code != INVALID_WEBHOOK_TOKEN:
             brake.record(status)
         if status == 429 or status >= 500:
             return TransientSendError(f"Discord answered {status}: {exc.text[:200]}")

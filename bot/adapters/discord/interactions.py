@@ -5,6 +5,11 @@ A slash command becomes `CommandInvoked` with an origin that names the interacti
 interaction's answer itself (ephemeral or not, as asked); otherwise the interaction is
 deferred ("thinking…") and replies follow as followups. A followup token lives 15
 minutes; later replies go to the channel as normal messages.
+
+A click on a button or a pick in a select menu (a component) is acknowledged at once,
+without a visible message ("deferred update"), before the core has seen it: under a
+burst of votes the channel's queue may take longer than three seconds to reach it. The
+plugin's answer (a vote's confirmation, for the voter alone) follows as a followup.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class _Pending:
     deferred: bool = False
     filled: bool = False  # the deferred "thinking" message was replaced by a reply
     timer: asyncio.Task[None] | None = None
+    component: bool = False
     # Per delivery token, the ids of the parts already out (0: the first answer, whose id
     # Discord does not give): a retry after a part failed sends only the rest.
     progress: dict[str, list[int]] = field(default_factory=dict)
@@ -63,9 +69,13 @@ class Interactions:
         self.deferred = 0
         self.answered = 0
 
-    def track(self, interaction: discord.Interaction[Any]) -> MessageRef:
+    def track(
+        self, interaction: discord.Interaction[Any], *, component: bool = False
+    ) -> MessageRef:
+        """Remember `interaction` for the replies that answer it; `component`: a click or
+        a pick, acknowledged right away."""
         self._expire()
-        pending = _Pending(interaction)
+        pending = _Pending(interaction, component=component)
         self._pending[interaction.id] = pending
         pending.timer = asyncio.create_task(self._defer_later(pending), name="discord-defer")
         return origin_ref(interaction)
@@ -77,17 +87,21 @@ class Interactions:
                 del self._pending[key]
 
     async def _defer_later(self, pending: _Pending) -> None:
-        await asyncio.sleep(self.defer_after)
+        if not pending.component:
+            await asyncio.sleep(self.defer_after)
         async with pending.lock:
             if pending.answered:
                 return
             try:
                 async with boundary(self._brake):
-                    await pending.interaction.response.defer(thinking=True)
+                    # A component's deferral shows nothing: there is no "thinking" post
+                    # to fill or remove later.
+                    await pending.interaction.response.defer(thinking=not pending.component)
             except Exception:
                 log.exception("could not defer interaction %s", pending.interaction.id)
                 return
             pending.answered = pending.deferred = True
+            pending.filled = pending.component
             self.deferred += 1
 
     async def reply(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Final
 
@@ -19,6 +21,7 @@ import discord
 
 from bot.adapters.discord.errors import (
     CANNOT_EDIT_OTHERS,
+    POLL_EXPIRED,
     UNKNOWN_MESSAGE,
     AuthBrake,
     boundary,
@@ -27,17 +30,18 @@ from bot.adapters.discord.inbound import ref_of
 from bot.adapters.discord.interactions import Interactions, interaction_id
 from bot.adapters.discord.parts import Parts, fit
 from bot.adapters.discord.polls import (
+    NATIVE_MAX_HOURS,
     PollBook,
     PollRecord,
     button_view,
-    fits_native,
     native_poll,
-    poll_buttons,
+    poll_choices,
+    poll_kind,
 )
 from bot.adapters.discord.threads import Threads, channel_id, message_place
 from bot.adapters.discord.webhooks import Upload, Webhooks
 from bot.core.errors import PermanentSendError, TransientSendError
-from bot.core.messages import Attachment, Button, OutgoingMessage, split_text
+from bot.core.messages import Attachment, OutgoingMessage, split_text
 from bot.core.refs import MessageRef, RoomRef
 
 log = logging.getLogger(__name__)
@@ -89,6 +93,10 @@ class Outbound:
         self.native_polls = native_polls
         self.client: discord.Client | None = None
         self.sent = 0
+        # Set by the adapter: a select menu's placeholder in a room's language, and what
+        # reads a native poll's voters once it has ended (see voters.py).
+        self.select_placeholder: Callable[[RoomRef], str] = lambda room: ""
+        self.poll_ended: Callable[[int, int, PollRecord], Awaitable[None]] | None = None
 
     def _client(self) -> discord.Client:
         if self.client is None or self.client.user is None:
@@ -184,12 +192,28 @@ class Outbound:
         where = thread or cid
         channel = self._channel(where)
         poll = message.poll
-        native = poll is not None and self.native_polls and fits_native(poll)
-        buttons = message.buttons
-        if poll is not None and not native:
-            buttons = poll_buttons(poll)
-            if not parts:
+        kind = poll_kind(poll, self.native_polls) if poll is not None else ""
+        choices = poll_choices(poll, kind) if poll is not None and kind != "native" else []
+        placeholder = self.select_placeholder(room) if kind == "select" else ""
+        record: PollRecord | None = None
+        if poll is not None:
+            hours = max(1, min(NATIVE_MAX_HOURS, poll.hours or 24))
+            record = PollRecord(
+                kind,
+                [a.id for a in poll.answers],
+                poll.max_selections,
+                choices,
+                poll.secret,
+                where,
+                time.time() + 3600 * hours if kind == "native" else 0.0,
+                placeholder,
+            )
+            if not parts and kind != "native":
                 parts = [poll.question]
+        view = record.view() if record is not None else None
+        if view is None and message.buttons:
+            view = button_view(message.buttons)
+        native = kind == "native"
         if not parts and not native and not uploads:
             parts = ["…"]
         reference = None
@@ -218,25 +242,16 @@ class Outbound:
                     ]
                 if native and poll is not None:
                     kwargs["poll"] = native_poll(poll)
-                if buttons:
-                    kwargs["view"] = button_view(buttons)
+                if view is not None:
+                    kwargs["view"] = view
             async with boundary(self._brake):
                 sent = await channel.send(parts[i] if i < len(parts) else None, **kwargs)
             first = first or sent
             last = sent
             posted.append(sent.id)
         assert first is not None and last is not None
-        if poll is not None:
-            answers = [a.id for a in poll.answers]
-            await self._polls.remember(
-                last.id,
-                PollRecord(
-                    "native" if native else "buttons",
-                    answers,
-                    poll.max_selections,
-                    [[b.custom_id, b.label] for b in buttons],
-                ),
-            )
+        if record is not None:
+            await self._polls.remember(last.id, record)
         self.sent += count
         if poll is None:
             await self._parts.remember(where, posted)
@@ -306,22 +321,35 @@ class Outbound:
     async def close_poll(
         self, target: MessageRef, message: OutgoingMessage, token: str
     ) -> MessageRef | None:
+        """End the poll: a native one expires (then its voters are read once more, for
+        the core's final count), buttons and menus are disabled; `message` follows as a
+        reply. Safe to repeat: an expired poll is ended already."""
         cid, mid = message_place(target)
         record = await self._polls.get(mid)
         client = self._client()
         if record is not None and record.kind == "native":
+            # Read once more only the first time: a repeat of the close changes nothing.
+            still_open = mid in await self._polls.open_native()
+            gone = False
             try:
                 async with boundary(self._brake):
                     await client.http.end_poll(cid, mid)
-            except PermanentSendError:
-                log.info("poll %s was already ended", target)
-        elif record is not None and record.buttons:
-            buttons = tuple(Button(c, label) for c, label in record.buttons)
-            partial = client.get_partial_messageable(cid).get_partial_message(mid)
-            async with boundary(self._brake):
-                await partial.edit(view=button_view(buttons, disabled=True))
+            except PermanentSendError as exc:
+                code = getattr(exc.__cause__, "code", None)
+                if code not in (POLL_EXPIRED, UNKNOWN_MESSAGE):
+                    raise
+                gone = code == UNKNOWN_MESSAGE
+                log.info("poll %s had ended already%s", target, " (deleted)" if gone else "")
+            if self.poll_ended is not None and still_open and not gone:
+                await self.poll_ended(cid, mid, record)
+        elif record is not None:
+            view = record.view(disabled=True)
+            if view is not None:
+                partial = client.get_partial_messageable(cid).get_partial_message(mid)
+                async with boundary(self._brake):
+                    await partial.edit(view=view)
         await self._polls.closed(mid)
-        if not message.text.strip():
+        if not message.text.strip() and not message.attachments:
             return None
         reply = OutgoingMessage(
             text=message.text, reply_to=target, attachments=message.attachments, notice=True

@@ -17,7 +17,7 @@ from bot.adapters.discord.commands import association_choices, parse_invocation
 from bot.adapters.discord.errors import AuthBrake, boundary
 from bot.adapters.discord.inbound import Inbound, place_of, ref_of, sender_of
 from bot.adapters.discord.interactions import Interactions
-from bot.adapters.discord.polls import VOTE_PREFIX, PollBook
+from bot.adapters.discord.polls import SELECT_ID, VOTE_PREFIX, PollBook, PollRecord
 from bot.core.commands import CommandSpec
 from bot.core.events import (
     ButtonPressed,
@@ -73,8 +73,10 @@ class Receiver:
         connected: Callable[[], None] = lambda: None,
         channel_of: Callable[[int], object] = lambda _: None,
         threads: Callable[[], Iterable[discord.Thread]] = list,
+        session_ready: Callable[[], None] = lambda: None,
     ) -> None:
         self._threads = threads
+        self._session_ready = session_ready
         self._connected = connected
         self._channel_of = channel_of
         self._inbound = inbound
@@ -100,6 +102,8 @@ class Receiver:
             for t in self._threads()
         )
         self._inbound.catch_up_all()
+        # The gateway says nothing of votes on polls it did not show this session.
+        self._session_ready()
         self._connected()
 
     async def thread_create(self, thread: discord.Thread) -> None:
@@ -244,40 +248,55 @@ class Receiver:
             await interaction.response.autocomplete(choices)
 
     async def _component(self, interaction: discord.Interaction[Any]) -> None:
+        """A click or a pick: acknowledged at once (see `Interactions`), then handed to
+        the core with an origin through which the answer reaches the voter alone."""
         assert interaction.channel_id is not None
         data: Mapping[str, Any] = interaction.data or {}
         custom_id = str(data.get("custom_id", ""))
         message = interaction.message
         if message is None:
             return
+        origin = self._interactions.track(interaction, component=True)
         room, ref = self._place(interaction.channel_id, message.id)
-        record = await self._polls.get(message.id) if custom_id.startswith(VOTE_PREFIX) else None
-        if record is not None:
-            answers = await self._polls.button_vote(
-                message.id, interaction.user.id, record, custom_id[len(VOTE_PREFIX) :]
-            )
-            event: PollVoteReceived | ButtonPressed = PollVoteReceived(
-                event_id=f"i{interaction.id}",
-                room=room,
-                sender=sender_of(interaction.user),
-                at=interaction.created_at,
-                poll=ref,
-                answers=answers,
+        is_vote = custom_id.startswith(VOTE_PREFIX) or custom_id == SELECT_ID
+        record = await self._polls.get(message.id) if is_vote else None
+        base: dict[str, Any] = {
+            "event_id": f"i{interaction.id}",
+            "room": room,
+            "sender": sender_of(interaction.user),
+            "at": interaction.created_at,
+        }
+        vote = await self._vote(record, message.id, interaction.user.id, custom_id, data)
+        event: PollVoteReceived | ButtonPressed
+        if vote is not None:
+            answers, toggle = vote
+            event = PollVoteReceived(
+                **base, poll=ref, answers=answers, toggle=toggle, origin=origin
             )
         else:
-            event = ButtonPressed(
-                event_id=f"i{interaction.id}",
-                room=room,
-                sender=sender_of(interaction.user),
-                at=interaction.created_at,
-                message=ref,
-                custom_id=custom_id,
-            )
+            event = ButtonPressed(**base, message=ref, custom_id=custom_id, origin=origin)
         self._inbound.event(interaction.channel_id, event, seen_key=f"i{interaction.id}")
-        async with boundary(self._brake):
-            if record is not None:
-                await interaction.response.send_message(
-                    self._t("discord.vote_recorded"), ephemeral=True
-                )
-            else:
-                await interaction.response.defer()
+
+    async def _vote(
+        self,
+        record: PollRecord | None,
+        message_id: int,
+        user_id: int,
+        custom_id: str,
+        data: Mapping[str, Any],
+    ) -> tuple[tuple[str, ...], bool] | None:
+        """The answers a component vote stands for, and whether they are a toggle; None
+        when it is not a vote on a poll this adapter posted."""
+        if record is None:
+            return None
+        if record.kind == "select" and custom_id == SELECT_ID:
+            # The picks are the voter's whole choice (none: the vote taken back).
+            picked = [str(v) for v in data.get("values") or []]
+            return tuple(a for a in record.answers if a in picked), False
+        answer = custom_id[len(VOTE_PREFIX) :]
+        if record.kind != "buttons" or answer not in record.answers:
+            return None
+        if record.secret:
+            # No choice is kept for a secret poll: the click goes to the core as it is.
+            return (answer,), record.max_selections > 1
+        return await self._polls.button_vote(message_id, user_id, record, answer), False
