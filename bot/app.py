@@ -62,6 +62,7 @@ BUILTIN_PLUGINS: Final = (
     "plugins.bridge",
     "plugins.calendar",
     "plugins.accounts",
+    "plugins.polls",
 )
 _LOCALES = Path(__file__).parent / "locales"
 
