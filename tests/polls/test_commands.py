@@ -141,7 +141,7 @@ async def test_close_by_command_then_a_second_close_and_a_late_vote(bot: Bot) ->
     assert "Bara den som skapade omröstning 1 eller en organisatör" in bot.last("falun")
     await bot.say("falun", "anna", "!omröstning stäng 1")
     assert bot.last("falun") == "Omröstning 1 är stängd. Resultatet postas strax i 3 rum."
-    assert "Omröstning 1 är stängd: Vilken dag?" in bot.texts("falun2")[-1]
+    assert "Omröstning 1 (Vilken dag?) är stängd." in bot.texts("falun2")[-1]
     ended = [s for s in bot.matrix.sent if s.action == "close_poll"]
     assert len(ended) == 1 and ended[0].target is not None
     await bot.say("falun", "cilla", "!rösta 1 1")
@@ -184,7 +184,7 @@ async def test_results_list_remind_and_export(bot: Bot) -> None:
     await bot.say("styrelse", "anna", "!omröstning påminn 1")
     assert bot.last("styrelse") == "Påminnelsen om omröstning 1 går ut i 4 rum."
     reminder = bot.last("mora")
-    assert reminder.startswith("📣 Påminnelse: omröstning 1, Vilken dag?, stänger")
+    assert reminder.startswith("📣 Påminnelse: omröstning 1 (Vilken dag?) stänger")
     assert "Hittills har 3 röstat: Falun 2, Mora 1." in reminder
     for user in ("bo", "cilla", "dan"):
         assert user not in reminder
@@ -222,6 +222,6 @@ async def test_a_poll_closes_at_its_deadline(bot: Bot) -> None:
     await bot.advance_to(START + timedelta(minutes=89))
     assert not any("Resultat" in t for t in bot.texts("mora"))
     await bot.advance_to(START + timedelta(minutes=90, seconds=5))
-    assert bot.texts("mora")[-2].startswith("Omröstning 1 är stängd")
+    assert bot.texts("mora")[-2].startswith("Omröstning 1 (Snart?) är stängd")
     assert bot.last("mora").startswith("📊 Resultat för omröstning 1: Snart?")
     assert "(försenat)" not in bot.last("mora")
