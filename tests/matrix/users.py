@@ -99,6 +99,7 @@ class User:
         encrypted: bool = False,
         power: dict[str, int] | None = None,
         alias: str | None = None,
+        is_direct: bool = False,
     ) -> str:
         initial: list[dict[str, Any]] = []
         if encrypted:
@@ -112,6 +113,7 @@ class User:
         answer = await self.client.room_create(
             invite=list(invite),
             alias=alias,
+            is_direct=is_direct,  # the invites say so, as Element's "start chat" does
             initial_state=initial,
             # Room version 12: the creator's power is implicit and must not be listed.
             power_level_override={"users": dict(power)} if power else None,

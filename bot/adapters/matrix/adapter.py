@@ -33,6 +33,7 @@ from bot.storage.state import AdapterState
 
 from . import formatting, inbound
 from .crosssign import CrossSigning
+from .direct import DirectRooms
 from .memory import Lru, Threads
 from .outbound import Outbound, api
 from .session import open_client
@@ -74,6 +75,7 @@ class MatrixAdapter:
         self._recent: Lru = Lru()  # ids handled in this run
         self._names: Lru = Lru()  # members' names fetched after a restart
         self._creator_cache: dict[str, set[str]] = {}
+        self._direct: DirectRooms | None = None
         self.ready_seconds: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -100,8 +102,15 @@ class MatrixAdapter:
 
     async def _connect(self, client: AsyncClient, host: AdapterHost, new_device: bool) -> None:
         self._outbound = Outbound(client, self._threads)
+        self._direct = DirectRooms(client, self._state)
+        await self._direct.load()
         self._sync = SyncLoop(
-            client, self._state, self._on_event, self._on_invite, host.connection_restored
+            client,
+            self._state,
+            self._on_event,
+            self._on_invite,
+            host.connection_restored,
+            invited_counts=lambda room_id: self._direct is not None and room_id in self._direct,
         )
         await self._join_configured(host.rooms(self.platform))
         await self._sync.prepare()
@@ -173,15 +182,28 @@ class MatrixAdapter:
         answer = await self._client.join(room_id)
         if isinstance(answer, JoinResponse):
             log.info("joined %s", room_id)
-        else:
+        elif room_id in self._configured_ids:
             log.error("cannot join configured room %s: %s (invite the bot)", room_id, answer)
+        else:
+            log.warning("cannot join the direct chat %s: %s", room_id, answer)
 
-    async def _on_invite(self, room_id: str) -> None:
-        # Only the rooms of the configuration: a bot that joins anything can be spammed.
-        if room_id in self._configured_ids:
+    async def _on_invite(self, room_id: str, info: Any) -> None:
+        # Only the rooms of the configuration, and direct chats opened by people who
+        # share one of them with the bot: a bot that joins anything can be spammed.
+        assert self._direct is not None
+        if room_id in self._configured_ids or await self._direct.admits(
+            room_id, info, self._configured_ids
+        ):
             await self._join(room_id)
         else:
             log.info("ignoring an invite to %s: not a configured room", room_id)
+
+    async def rooms_of_member(self, user: UserRef) -> list[RoomRef]:
+        """The configured rooms `user` is joined to (the homeserver's word)."""
+        if user.platform != self.platform or self._direct is None:
+            return []
+        joined = await self._direct.joined_of(self._configured_ids, user.id)
+        return [self._room_ref(room_id) for room_id in joined]
 
     # -- inbound -----------------------------------------------------------------------
 

@@ -144,13 +144,31 @@ class Outbound:
         await self.raw_send(target.room.id, "m.room.message", content, _txn(token, 0))
 
     async def delete(self, target: MessageRef, token: str) -> None:
-        self._check_room(target.room.id)
+        """Redact an event: the bot's own, or a member's where the bot's power level
+        allows it (the room's `redact` level). Where it does not, Synapse refuses and
+        this says so plainly: the event stays, and nothing retries."""
+        room = self._check_room(target.room.id)
         answer = await guarded(
             f"redact {target}",
             self._client.room_redact(target.room.id, target.id, tx_id=_txn(token, 0)),
         )
-        if not isinstance(answer, RoomRedactResponse):
-            raise convert_error(answer, f"redact {target}")
+        if isinstance(answer, RoomRedactResponse):
+            return
+        error = convert_error(answer, f"redact {target}")
+        if answer.status_code == "M_FORBIDDEN":
+            levels = room.power_levels
+            have = levels.get_user_level(self._client.user_id)
+            needed = levels.defaults.redact
+            log.warning(
+                "cannot remove %s in %s: removing others' messages takes power level %s, "
+                "the bot has %s",
+                target.id, target.room.id, needed, have,
+            )  # fmt: skip
+            raise PermanentSendError(
+                f"the bot may not remove others' messages in {target.room.id}: that takes "
+                f"power level {needed}, the bot has {have}"
+            ) from error
+        raise error
 
     async def react(self, target: MessageRef, key: str, token: str) -> MessageRef:
         content = formatting.reaction_content(target.id, key)

@@ -58,7 +58,8 @@ def sync_filter(own_user: str, timeline_limit: int = TIMELINE_LIMIT) -> dict[str
 
 # (room id, event, may be a repeat, mark it as handled) -> whether it was news to us
 EventHandler = Callable[[str, Any, bool, bool], Awaitable[bool]]
-InviteHandler = Callable[[str], Awaitable[None]]
+# (room id, the invited room's info from the sync: who invited, whether as a direct chat)
+InviteHandler = Callable[[str, Any], Awaitable[None]]
 
 
 class SyncError(RuntimeError):
@@ -73,8 +74,11 @@ class SyncLoop:
         on_event: EventHandler,
         on_invite: InviteHandler,
         on_recovered: Callable[[], None] = lambda: None,
+        invited_counts: Callable[[str], bool] = lambda room_id: False,
     ) -> None:
         self._client = client
+        # Rooms where what was sent while the bot was only invited is news (direct chats).
+        self._invited_counts = invited_counts
         self._state = state
         self._on_event = on_event
         self._on_invite = on_invite
@@ -239,8 +243,8 @@ class SyncLoop:
         self._save_due = False
 
     async def _invites(self, answer: Any) -> None:
-        for room_id in answer.rooms.invite:
-            await self._on_invite(room_id)
+        for room_id, info in answer.rooms.invite.items():
+            await self._on_invite(room_id, info)
 
     def _news(self, room_id: str, events: list[Any]) -> list[Any]:
         """Drop what happened before the bot joined: a new room's history is not news.
@@ -256,7 +260,9 @@ class SyncLoop:
                 news.append(event)
             else:
                 marked = True
-                if membership == "join":
+                if membership == "join" or (
+                    membership == "invite" and self._invited_counts(room_id)
+                ):
                     news.append(event)
         if not marked and room_id not in self._known_rooms:
             return []
