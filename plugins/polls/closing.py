@@ -43,6 +43,7 @@ from plugins.polls.model import (
 from plugins.polls.settings import PollsSettings
 from plugins.polls.storage import Store
 from plugins.polls.tally import Tally, count
+from plugins.polls.traces import Traces
 from plugins.polls.voting import Voting
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Closer:
         self.fmt = fmt
         self.voting = voting
         self.settings = settings
+        self.traces = Traces(ctx.db)
 
     async def end(
         self, poll: PollRecord, at: datetime, *, by_command: bool, late: bool = False
@@ -168,11 +170,11 @@ class Closer:
         answer still waiting to go out is looked at again later."""
         forgotten = 0
         for prefix in prefixes:
-            forgotten += await self.store.forget_deliveries(prefix)
+            forgotten += await self.traces.forget_deliveries(prefix)
         waiting = 0
         for prefix in prefixes:
-            waiting += await self.store.pending_deliveries(prefix)
-        done = await self.store.checkpoint()
+            waiting += await self.traces.pending_deliveries(prefix)
+        done = await self.traces.checkpoint()
         if waiting or not done:
             await self.wipe_later(poll_id, prefixes, _WIPE_RETRY)
         log.info(

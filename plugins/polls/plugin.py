@@ -40,8 +40,9 @@ from plugins.polls.model import (
     remind_key,
     start_key,
 )
+from plugins.polls.schema import migrations
 from plugins.polls.settings import PollsSettings
-from plugins.polls.storage import Store, migrations
+from plugins.polls.storage import Store
 from plugins.polls.tally import Tally, count
 from plugins.polls.voting import Reply, Voting, receipt_hash
 
@@ -66,7 +67,7 @@ class PollsPlugin(Plugin):
         self._unlisten: Callable[[], None] | None = None
 
     async def on_start(self) -> None:
-        await self.store.secure_delete()
+        await self.closer.traces.secure_delete()
         self._unlisten = self.ctx.people.on_rename(self.voting.renamed)
 
     async def on_stop(self) -> None:

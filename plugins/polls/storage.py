@@ -19,79 +19,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.core.refs import RoomRef
-from bot.storage.database import Database, like_prefix
-from bot.storage.migrations import Migrations
+from bot.storage.database import Database
 from plugins.polls.model import CLOSED, CLOSING, OPEN, PollRecord
 from plugins.polls.tally import Tally
-
-log = logging.getLogger(__name__)
-
-migrations = Migrations("polls")
-
-
-@migrations.step(1)
-async def _initial(db: Database) -> None:
-    await db.execute(
-        "CREATE TABLE polls_polls ("
-        " id INTEGER PRIMARY KEY,"
-        " question TEXT NOT NULL,"
-        " answers TEXT NOT NULL,"
-        " max_selections INTEGER NOT NULL,"
-        " secret INTEGER NOT NULL,"
-        " creator TEXT,"
-        " created_at REAL NOT NULL,"
-        " closes_at REAL NOT NULL,"
-        " closed_at REAL,"
-        " state TEXT NOT NULL,"
-        " associations TEXT NOT NULL,"
-        " rooms TEXT NOT NULL,"
-        " ballot_key TEXT,"
-        " tally TEXT)"
-    )
-    await db.execute("CREATE INDEX polls_polls_state ON polls_polls (state)")
-    await db.execute(
-        "CREATE TABLE polls_votes ("
-        " poll_id INTEGER NOT NULL REFERENCES polls_polls (id),"
-        " person TEXT NOT NULL,"
-        " association TEXT NOT NULL,"
-        " answers TEXT NOT NULL,"
-        " source TEXT NOT NULL,"
-        " cast_at REAL NOT NULL,"
-        " PRIMARY KEY (poll_id, person))"
-    )
-    await db.execute(
-        "CREATE TABLE polls_seen ("
-        " poll_id INTEGER NOT NULL REFERENCES polls_polls (id),"
-        " room TEXT NOT NULL,"
-        " person TEXT NOT NULL,"
-        " answers TEXT NOT NULL,"
-        " PRIMARY KEY (poll_id, room, person))"
-    )
-    await db.execute(
-        "CREATE TABLE polls_ballots ("
-        " poll_id INTEGER NOT NULL REFERENCES polls_polls (id),"
-        " voter TEXT NOT NULL,"
-        " association TEXT NOT NULL,"
-        " answers TEXT NOT NULL,"
-        " receipt TEXT NOT NULL,"
-        " seq INTEGER NOT NULL,"
-        " PRIMARY KEY (poll_id, voter))"
-    )
-    await db.execute(
-        "CREATE TABLE polls_receipts ("
-        " poll_id INTEGER NOT NULL REFERENCES polls_polls (id),"
-        " receipt TEXT NOT NULL,"
-        " answers TEXT NOT NULL,"
-        " PRIMARY KEY (poll_id, receipt))"
-    )
-
 
 _COLUMNS = (
     "id, question, answers, max_selections, secret, creator, created_at, closes_at,"
@@ -412,44 +348,3 @@ class Store:
             (poll.id,),
         )
         return {str(a): int(n) for a, n in rows}
-
-    # -- traces -----------------------------------------------------------------------
-
-    async def forget_deliveries(self, prefix: str) -> int:
-        """Drop finished outbox rows whose key starts with `prefix`: the answers to a
-        secret poll's voters name the room each went to (a direct message is a person).
-        Delivery has no call for this yet; the statement is the one `purge` makes, by
-        key instead of by age, and never touches a post still pending."""
-        return await self.db.execute(
-            "DELETE FROM outbox WHERE key LIKE ? ESCAPE '\\' AND status <> ?",
-            (like_prefix(prefix), "pending"),
-        )
-
-    async def pending_deliveries(self, prefix: str) -> int:
-        value = await self.db.fetchval(
-            "SELECT COUNT(*) FROM outbox WHERE key LIKE ? ESCAPE '\\' AND status = ?",
-            (like_prefix(prefix), "pending"),
-        )
-        return int(value or 0)
-
-    async def secure_delete(self) -> None:
-        """Have SQLite overwrite deleted content with zeros, so that a destroyed ballot
-        key or HMAC does not stay in the file's free space. A setting of the (one)
-        connection: it also covers what other features delete."""
-        try:
-            await self.db.execute("PRAGMA secure_delete=ON")
-        except Exception:
-            log.warning("could not turn on secure_delete", exc_info=True)
-
-    async def checkpoint(self) -> bool:
-        """Copy the write-ahead log into the database file and truncate it: deleted
-        ballots must not live on in old WAL frames. False if it could not complete."""
-        try:
-            row = await self.db.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
-        except Exception:
-            log.warning("could not checkpoint the database's write-ahead log", exc_info=True)
-            return False
-        if row is not None and row[0]:
-            log.warning("the write-ahead log checkpoint was blocked by a reader")
-            return False
-        return True

@@ -112,6 +112,11 @@ class Voting:
         raise UserError("polls.vote.no_room", id=poll.id)
 
     @staticmethod
+    def _check_open(poll: PollRecord, at: datetime) -> None:
+        if not poll.accepts_votes() or at >= poll.cutoff:
+            raise UserError("polls.vote.closed", id=poll.id)
+
+    @staticmethod
     def checked(poll: PollRecord, answers: Sequence[str]) -> tuple[str, ...]:
         unique = tuple(dict.fromkeys(answers))
         for answer in unique:
@@ -149,16 +154,20 @@ class Voting:
     ) -> Outcome:
         """Count a vote (empty `answers`: take it back) and answer the voter; a refusal
         raises UserError, and nothing is stored then."""
+        poll = await self.store.get(poll_id)
+        if poll is None:
+            raise UserError("polls.not_found", id=poll_id)
+        self._check_open(poll, at)
+        # Looked up before the lock: asking a platform which rooms a voter is in must
+        # not hold up the poll's other votes.
+        association = await self.association_for(poll, room, user)
+        person = await self.ctx.people.person_of(user)
+        if not toggle:
+            answers = self.checked(poll, answers)
         async with self.lock(poll_id):
-            poll = await self.store.get(poll_id)
-            if poll is None:
-                raise UserError("polls.not_found", id=poll_id)
-            if not poll.accepts_votes() or at >= poll.cutoff:
-                raise UserError("polls.vote.closed", id=poll.id)
-            association = await self.association_for(poll, room, user)
-            person = await self.ctx.people.person_of(user)
-            if not toggle:
-                answers = self.checked(poll, answers)
+            fresh = await self.store.get(poll_id)
+            assert fresh is not None
+            self._check_open(fresh, at)
             async with self.store.db.transaction():
                 if poll.secret:
                     outcome = await self._secret(poll, person, association, answers, toggle)
