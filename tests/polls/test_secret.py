@@ -153,3 +153,30 @@ async def test_verify_is_for_secret_polls_after_the_close(bot: Bot) -> None:
     await bot.say("falun", "anna", '!omröstning ny "Öppet?" "Ja" "Nej"')
     await bot.say("falun", "bo", "!omröstning kontrollera 1 ABCD-EFGH")
     assert "inte hemlig; kvittokoder finns bara" in bot.last("falun")
+
+
+async def test_linking_two_accounts_keeps_their_later_ballot(bot: Bot) -> None:
+    await bot.say("falun", "anna", '!omröstning ny "Hemligt?" "Ja" "Nej" --hemlig')
+    await bot.say("falun", "ulla", "!rösta 1 1")
+    earlier = receipt(bot.last("falun"))
+    matrix_room = RoomRef("matrix", "!falun:example.org")
+    ulla_matrix = UserRef("matrix", "@ulla:example.org")
+    await bot.native_vote(1, matrix_room, ulla_matrix, ["2"], toggle=True, origin=True)
+    later = receipt(bot.matrix.texts()[-1])
+    assert await bot.running.db.fetchval("SELECT COUNT(*) FROM polls_ballots") == 2
+    code = await bot.running.people.start_link(UserRef("console", "ulla"), START, private=True)
+    await bot.running.people.complete_link(ulla_matrix, code, START)
+    assert await bot.running.db.fetchval("SELECT COUNT(*) FROM polls_ballots") == 1
+    await bot.say("falun", "anna", "!omröstning stäng 1")
+    await bot.advance(timedelta(seconds=5))
+    assert "1. Ja: 0 (0 %)\n2. Nej: 1 (100 %)\nAntal som röstat: 1." in bot.last("falun2")
+    await bot.say("falun", "ulla", f"!omröstning kontrollera 1 {earlier}")
+    assert "Ingen räknad röst" in bot.last("falun")
+    await bot.say("falun", "ulla", f"!omröstning kontrollera 1 {later}")
+    assert "räknades i omröstning 1: 2. Nej." in bot.last("falun")
+    await bot.say("falun", "anna", "!omröstning export 1")
+    data = bot.messages("falun")[-1].attachments[0].data
+    assert data is not None and data.decode().splitlines()[1:] == [
+        "alla,1,1,Ja,0,0.0000",
+        "alla,1,2,Nej,1,1.0000",
+    ]
