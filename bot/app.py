@@ -28,6 +28,7 @@ from bot.core.platform import Adapter
 from bot.core.refs import RoomRef, UserRef
 from bot.core.text import clean_event
 from bot.delivery import Delivery
+from bot.fetching import Fetcher
 from bot.people import People
 from bot.plugin import Plugin, PluginContext, PluginScheduler
 from bot.scheduling import JobRun, MissedJob, Scheduler, Waker
@@ -167,6 +168,7 @@ class App:
         self._allow_empty_database = allow_empty_database
         self.translator = Translator(settings.bot.language)
         self.directory = build_directory(settings)
+        self.fetcher = Fetcher.from_settings(settings.fetching, clock=self.clock)
         self.adapters: dict[str, Adapter] = {}
         self.plugins: list[Plugin] = []
         self._db: Database | None = None
@@ -295,6 +297,7 @@ class App:
             commands=self.dispatcher.registry.specs,
             check_room=self.check_room,
             people=self.people,
+            fetcher=self.fetcher,
             member_rooms=self.member_rooms,
             log=logging.getLogger(f"plugins.{cls.name}"),
         )
@@ -496,6 +499,7 @@ class App:
             await self.delivery.stop()
         if hasattr(self, "scheduler"):
             self.scheduler.shutdown()
+        await self.fetcher.close()
         if self._db is not None:
             await self._db.close()
             self._db = None

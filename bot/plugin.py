@@ -24,6 +24,7 @@ from bot.core.i18n import Translator
 from bot.core.permissions import Level
 from bot.core.refs import RoomRef, UserRef
 from bot.delivery import Delivery
+from bot.fetching import Fetcher
 from bot.people import People
 from bot.scheduling import JobRun, Scheduler
 from bot.storage.database import Database
@@ -155,6 +156,8 @@ class PluginContext:
     commands: Callable[[], list[CommandSpec]]
     check_room: Callable[[RoomRef], Awaitable[str | None]]
     people: People
+    # Every outgoing HTTP fetch (feeds, calendars) goes through it: caps, SSRF guard.
+    fetcher: Fetcher
     # The configured rooms `user` is a member of, as far as its platform can tell (a
     # direct message's sender, say): for platforms that cannot tell, none.
     member_rooms: MemberRooms = _no_rooms

@@ -8,6 +8,7 @@ plugin (`Plugin.settings_key`), so every key, a plugin's too, is validated at st
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -81,6 +82,24 @@ User = Annotated[UserRef, BeforeValidator(_user), PlainSerializer(str, return_ty
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
 
+def _network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    try:
+        # Host bits are forgiven (10.1.2.3/8 is 10.0.0.0/8); a bare address is a /32.
+        return ipaddress.ip_network(str(value).strip(), strict=False)
+    except ValueError:
+        # The value is not echoed: the key's path says which entry it is.
+        raise ValueError("not a network; write it like 127.0.0.0/8 or fc00::/7") from None
+
+
+Network = Annotated[
+    ipaddress.IPv4Network | ipaddress.IPv6Network,
+    BeforeValidator(_network),
+    PlainSerializer(str, return_type=str),
+]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -142,6 +161,12 @@ class DiscordSettings(Section):
     native_polls: bool = True
 
 
+class FetchingSettings(Section):
+    # Networks that may be fetched from although internal (loopback, private,
+    # link-local...), which the guard against request forgery refuses otherwise.
+    allow: list[Network] = []
+
+
 class AssociationSettings(Section):
     id: Identifier
     name: str
@@ -165,6 +190,7 @@ class RootSettings(BaseSettings):
     matrix: MatrixSettings | None = None
     discord: DiscordSettings | None = None
     associations: list[AssociationSettings] = []
+    fetching: FetchingSettings = FetchingSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> RootSettings:
