@@ -87,6 +87,8 @@ max_occurrences = 50000
 [[calendar.feeds]]
 url = "{feed}"
 associations = ["*"]
+[fetching]
+allow = ["127.0.0.0/8"]
 """
     path = tmp / "bench.toml"
     path.write_text(body, encoding="utf-8")

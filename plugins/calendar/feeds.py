@@ -12,9 +12,8 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-import aiohttp
-
 from bot.core.messages import OutgoingMessage
+from bot.fetching import Fetcher
 from bot.plugin import PluginContext
 from plugins.calendar.arming import Reminders
 from plugins.calendar.fetching import Conditional, FeedError, fetch
@@ -37,13 +36,13 @@ class FeedRefresher:
         settings: CalendarSettings,
         store: Store,
         reminders: Reminders,
-        session: aiohttp.ClientSession,
+        fetcher: Fetcher,
     ) -> None:
         self.ctx = ctx
         self.settings = settings
         self.store = store
         self.reminders = reminders
-        self.session = session
+        self.fetcher = fetcher
         # When each feed was last expanded, in this process: after a restart the first
         # fetch is unconditional, so the window is expanded afresh.
         self._expanded: dict[str, datetime] = {}
@@ -75,7 +74,7 @@ class FeedRefresher:
         for feed, (state, result) in zip(self.settings.feeds, results, strict=True):
             try:
                 if isinstance(result, FeedError):
-                    await self._failed(feed, state, str(result), now)
+                    await self._failed(feed, state, result, now)
                 elif result is not None:
                     parsed, fetched_state = result
                     await self._apply(feed, parsed, now)
@@ -103,7 +102,7 @@ class FeedRefresher:
         try:
             fetched = await fetch(
                 feed,
-                self.session,
+                self.fetcher,
                 since,
                 max_bytes=self.settings.max_bytes,
                 timeout=self.settings.timeout.total_seconds(),
@@ -229,8 +228,9 @@ class FeedRefresher:
             )
 
     async def _failed(
-        self, feed: FeedSettings, state: FeedState | None, reason: str, now: datetime
+        self, feed: FeedSettings, state: FeedState | None, error: FeedError, now: datetime
     ) -> None:
+        reason = str(error)
         log.warning("calendar feed %s failed: %s; its last good data is kept", feed.label, reason)
         base = state or FeedState(self._config(feed), None, None, None, None, False, None)
         since = base.failing_since if base.failing_since is not None else now.timestamp()
@@ -239,20 +239,25 @@ class FeedRefresher:
             reported = await self._tell_organisers(
                 f"calendar:feedfail:{feed.key}:{int(since)}",
                 "calendar.feed_failed",
+                error,
                 feed=feed.label,
-                reason=reason,
             )
         await self.store.save_feed_state(
             feed.key, replace(base, failing_since=since, reported=reported, last_error=reason)
         )
 
-    async def _tell_organisers(self, key: str, text_key: str, **params: object) -> bool:
+    async def _tell_organisers(
+        self, key: str, text_key: str, error: FeedError | None = None, **params: object
+    ) -> bool:
         rooms = self.ctx.organiser_rooms
         if not rooms:
             log.error("set bot.organiser_rooms to tell organisers in chat: %s", text_key)
             return True
         for room in rooms:
             lang = self.ctx.associations.language_for(room)
+            if error is not None:
+                # In the room's language, and in plain words: no bytes of the feed.
+                params["reason"] = error.reason(self.ctx.t, lang)
             text = self.ctx.t(text_key, lang, **params)
             await self.ctx.delivery.send(f"{key}:{room}", room, OutgoingMessage(text=text))
         return True

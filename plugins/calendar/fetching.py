@@ -1,30 +1,39 @@
-"""Fetching a feed's bytes ourselves: conditional requests, a size cap and a time cap.
+"""A calendar feed's bytes, through the bot's one fetcher (`ctx.fetcher`).
 
-HTTP feeds send If-None-Match / If-Modified-Since from the last good fetch and get 304
-when nothing changed; local files compare their modification time and size. Whatever
-goes wrong becomes a `FeedError` with a reason fit for a log line and for organisers.
+The fetcher does the work (caps, conditional requests, the guard against request
+forgery, local paths); here the answer is put in the calendar's terms: `body` None when
+the feed has not changed, a fingerprint of the bytes (so that a server without
+validators that sends the same file again costs no parse), and a `FeedError` whatever
+goes wrong, in plain words for the log and as a translatable reason for organisers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-import aiohttp
-
+from bot.fetching import Fetcher, FetchError
+from bot.fetching_types import Translate
 from plugins.calendar.settings import FeedSettings
 
-log = logging.getLogger(__name__)
-
-_CHUNK = 64 * 1024
-_MAX_REDIRECTS = 5
+ACCEPT = "text/calendar, */*;q=0.5"
 
 
 class FeedError(Exception):
-    """A feed could not be used this time; `str()` says why, in plain words."""
+    """A feed could not be used this time; `str()` says why for the log, `reason()` for
+    organisers (an i18n key with its parameters, never bytes of the feed)."""
+
+    def __init__(self, message: str, reason_key: str, /, **params: object) -> None:
+        super().__init__(message)
+        self.reason_key = reason_key
+        self.params = params
+
+    @classmethod
+    def of(cls, error: FetchError) -> FeedError:
+        return cls(str(error), error.reason_key, **error.params)
+
+    def reason(self, t: Translate, language: str | None = None) -> str:
+        return t(self.reason_key, language, **self.params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,73 +55,29 @@ class Fetched:
 
 async def fetch(
     feed: FeedSettings,
-    session: aiohttp.ClientSession,
+    fetcher: Fetcher,
     since: Conditional | None,
     *,
     max_bytes: int,
     timeout: float,
 ) -> Fetched:
     try:
-        async with asyncio.timeout(timeout):
-            if feed.is_remote:
-                return await _fetch_http(feed.url, session, since, max_bytes)
-            return await _read_local(feed.url, since, max_bytes)
-    except TimeoutError:
-        raise FeedError(f"no complete answer within {timeout:g} s") from None
-
-
-async def _fetch_http(
-    url: str, session: aiohttp.ClientSession, since: Conditional | None, max_bytes: int
-) -> Fetched:
-    headers = {"Accept": "text/calendar, */*;q=0.5"}
-    if since is not None and since.etag:
-        headers["If-None-Match"] = since.etag
-    if since is not None and since.last_modified:
-        headers["If-Modified-Since"] = since.last_modified
-    try:
-        async with session.get(url, headers=headers, max_redirects=_MAX_REDIRECTS) as resp:
-            if resp.status == 304 and since is not None:
-                return Fetched(None, since.etag, since.last_modified, since.fingerprint)
-            if resp.status != 200:
-                raise FeedError(f"the server answered HTTP {resp.status}")
-            declared = resp.content_length
-            if declared is not None and declared > max_bytes:
-                raise FeedError(f"it is {declared} bytes, more than the cap of {max_bytes}")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise FeedError(f"it is larger than the cap of {max_bytes} bytes")
-                chunks.append(chunk)
-            body = b"".join(chunks)
-            return Fetched(
-                body,
-                resp.headers.get("ETag"),
-                resp.headers.get("Last-Modified"),
-                hashlib.sha256(body).hexdigest(),
-            )
-    except aiohttp.TooManyRedirects:
-        raise FeedError("too many redirects") from None
-    except aiohttp.ClientError as exc:
-        raise FeedError(f"could not reach it: {exc.__class__.__name__}: {exc}") from None
-
-
-async def _read_local(location: str, since: Conditional | None, max_bytes: int) -> Fetched:
-    path = Path(location.removeprefix("file://"))
-    try:
-        stat = await asyncio.to_thread(path.stat)
-    except OSError as exc:
-        raise FeedError(f"cannot read the file: {exc.strerror or exc}") from None
-    fingerprint = f"{stat.st_mtime_ns}:{stat.st_size}"
-    if since is not None and since.fingerprint == fingerprint:
-        return Fetched(None, None, None, fingerprint)
-    if stat.st_size > max_bytes:
-        raise FeedError(f"it is {stat.st_size} bytes, more than the cap of {max_bytes}")
-    try:
-        body = await asyncio.to_thread(path.read_bytes)
-    except OSError as exc:
-        raise FeedError(f"cannot read the file: {exc.strerror or exc}") from None
-    if len(body) > max_bytes:  # it grew between stat and read
-        raise FeedError(f"it is larger than the cap of {max_bytes} bytes")
-    return Fetched(body, None, None, fingerprint)
+        got = await fetcher.fetch(
+            feed.url,
+            etag=since.etag if since is not None else None,
+            last_modified=since.last_modified if since is not None else None,
+            max_bytes=max_bytes,
+            timeout=timeout,
+            accept=ACCEPT,
+        )
+    except FetchError as exc:
+        raise FeedError.of(exc) from None
+    if got.unchanged:
+        assert since is not None  # only a conditional fetch is answered 304
+        return Fetched(
+            None,
+            got.etag or since.etag,
+            got.last_modified or since.last_modified,
+            since.fingerprint,
+        )
+    return Fetched(got.body, got.etag, got.last_modified, hashlib.sha256(got.body).hexdigest())

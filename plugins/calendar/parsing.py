@@ -96,16 +96,22 @@ def parse_calendar(
     try:
         cal = icalendar.Calendar.from_ical(body)
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError...
-        raise FeedError(f"not a valid iCalendar file ({exc.__class__.__name__}: {exc})") from None
+        raise FeedError(
+            f"not a valid iCalendar file ({exc.__class__.__name__}: {exc})",
+            "calendar.reason.not_ical",
+        ) from None
     if not isinstance(cal, icalendar.Calendar) or cal.name != "VCALENDAR":
-        raise FeedError("not a valid iCalendar file (no VCALENDAR)")
+        raise FeedError("not a valid iCalendar file (no VCALENDAR)", "calendar.reason.not_ical")
     _ensure_uids(cal)
     recurring = _recurring_uids(cal)
     try:
         query = recurring_ical_events.of(cal, skip_bad_series=True)
         series_list = list(query.series)
     except Exception as exc:
-        raise FeedError(f"its events cannot be expanded ({exc.__class__.__name__})") from None
+        raise FeedError(
+            f"its events cannot be expanded ({exc.__class__.__name__})",
+            "calendar.reason.unexpandable",
+        ) from None
     parsed = Parsed()
     unreadable = {str(e.get("UID")) for e in cal.walk("VEVENT")} - {str(s.uid) for s in series_list}
     for uid in sorted(unreadable):
@@ -154,7 +160,11 @@ def _expand(
         count += 1
         parsed.occurrences.append(item)
         if len(parsed.occurrences) > window.max_occurrences:
-            raise FeedError(f"it has more than {window.max_occurrences} occurrences in the window")
+            raise FeedError(
+                f"it has more than {window.max_occurrences} occurrences in the window",
+                "calendar.reason.too_many",
+                limit=window.max_occurrences,
+            )
 
 
 def _occurrence(

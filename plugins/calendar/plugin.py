@@ -13,8 +13,6 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import aiohttp
-
 from bot.commanding import CommandCall
 from bot.core.commands import Flag, Kind, Param
 from bot.core.events import ButtonPressed, ReactionAdded, ReactionRemoved
@@ -66,17 +64,13 @@ class CalendarPlugin(Plugin):
         )
         self.answers = Answers(self.store, ctx.delivery, ctx.people, ctx.clock)
         self._unlisten: Callable[[], None] | None = None
-        self._session: aiohttp.ClientSession | None = None
         self.feeds: FeedRefresher | None = None
 
     async def on_start(self) -> None:
         # Answers are kept per person: when accounts are linked, theirs merge.
         self._unlisten = self.ctx.people.on_rename(self.answers.renamed)
-        self._session = aiohttp.ClientSession(
-            headers={"User-Agent": "Samverkan calendar (+https://example.org/samverkan)"}
-        )
         self.feeds = FeedRefresher(
-            self.ctx, self.settings, self.store, self.reminders, self._session
+            self.ctx, self.settings, self.store, self.reminders, self.ctx.fetcher
         )
         # Reminders of offsets no longer configured must not fire.
         wanted = {offset_label(o) for o in self.settings.reminders}
@@ -109,9 +103,6 @@ class CalendarPlugin(Plugin):
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def refresh_feeds(self) -> None:
         assert self.feeds is not None

@@ -70,7 +70,9 @@ def make_settings(
     refresh: str = "1d",
     reminders: str = '"7d", "1d", "1h"',
     extra: str = "",
+    allow: tuple[str, ...] = (),
 ) -> RootSettings:
+    """`allow`: networks for `[fetching] allow` (a feed on a loopback server needs it)."""
     body = BASE_CONFIG.format(
         db=tmp_path / "bot.db",
         digest=digest,
@@ -79,6 +81,8 @@ def make_settings(
         extra=textwrap.dedent(extra),
     )
     body += "\n" + feeds
+    if allow:
+        body += "\n[fetching]\nallow = [" + ", ".join(f'"{net}"' for net in allow) + "]\n"
     path = tmp_path / "config.toml"
     path.write_text(body, encoding="utf-8")
     return load_settings(path, {"calendar": (CalendarSettings, CalendarSettings)})

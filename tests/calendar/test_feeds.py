@@ -1,5 +1,6 @@
-"""Feeds over HTTP from a local server on 127.0.0.1: conditional requests, and bad input
-(malformed, oversized, slow, failing, unreachable) that keeps the last good data."""
+"""Feeds over HTTP from a local server on 127.0.0.1 (allowed by `[fetching] allow`):
+conditional requests, and bad input (malformed, oversized, slow, failing, unreachable)
+that keeps the last good data; without the allow, loopback is refused."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from bot.core.clock import FakeClock
+from bot.fetching import Fetcher
 from plugins.calendar.fetching import Conditional, FeedError, fetch
 from plugins.calendar.settings import FeedSettings
 from tests.calendar.support import FIXTURES, Bot, feed_toml, make_settings
@@ -24,6 +25,7 @@ from tests.support import serve_on_loopback
 
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
 LAST_MODIFIED = "Wed, 25 Nov 2026 10:00:00 GMT"
+LOOPBACK = ("127.0.0.0/8",)
 
 
 @dataclass
@@ -106,7 +108,7 @@ async def test_an_unchanged_feed_costs_a_304_and_a_change_is_applied(
 ) -> None:
     single = (FIXTURES / "single.ics").read_bytes()
     server.bodies["/a.ics"] = single
-    settings = make_settings(tmp_path, feed_toml(f"{server.base}/a.ics", ["falun"]))
+    settings = make_settings(tmp_path, feed_toml(f"{server.base}/a.ics", ["falun"]), allow=LOOPBACK)
     bot = await Bot(settings, FakeClock(START)).start()
     try:
         assert server.statuses("/a.ics") == [200]
@@ -139,13 +141,15 @@ async def test_bad_feeds_keep_their_last_good_data_and_organisers_hear_once(
     feeds = feed_toml(f"{server.base}/a.ics", ["mora"], name="Mora-kalendern")
     feeds += feed_toml(f"{server.base}/b.ics", ["falun"], name="Falu-kalendern")
     feeds += feed_toml(f"http://127.0.0.1:{closed_port()}/gone.ics", ["falun"], name="Borta")
-    settings = make_settings(tmp_path, feeds, extra="timeout = '1s'\nmax_bytes = 100000\n")
+    settings = make_settings(
+        tmp_path, feeds, extra="timeout = '1s'\nmax_bytes = 100000\n", allow=LOOPBACK
+    )
     bot = await Bot(settings, FakeClock(START)).start()
     try:
         falun_keys = {k for k in await bot.pending() if "single-1" in k}
         assert len(falun_keys) == 3
         (gone,) = bot.texts("styrelse")
-        assert gone.startswith("Kalenderflödet Borta går inte att läsa: could not reach it")
+        assert gone.startswith("Kalenderflödet Borta går inte att läsa: servern går inte att nå")
 
         reasons = {
             "broken": "not a valid iCalendar file",
@@ -171,12 +175,40 @@ async def test_bad_feeds_keep_their_last_good_data_and_organisers_hear_once(
         told = bot.texts("styrelse")
         assert len(told) == 2  # Borta once, Falu-kalendern once, over five failing refreshes
         assert told[1].startswith(
-            "Kalenderflödet Falu-kalendern går inte att läsa: not a valid iCalendar file"
+            "Kalenderflödet Falu-kalendern går inte att läsa: det är ingen giltig iCalendar-fil."
         )
+        assert "this is not a calendar" not in told[1]  # never the feed's own bytes
         server.modes["/b.ics"] = "ok"
         await bot.refresh()
         await bot.refresh()
         assert bot.texts("styrelse")[2:] == ["Kalenderflödet Falu-kalendern fungerar igen."]
+    finally:
+        await bot.stop()
+
+
+async def test_a_feed_on_loopback_is_refused_without_the_allow(
+    tmp_path: Path, server: CalendarServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.bodies["/a.ics"] = (FIXTURES / "single.ics").read_bytes()
+    feeds = feed_toml(f"{server.base}/a.ics", ["falun"], name="Intern")
+    feeds += feed_toml(f"http://localhost:{closed_port()}/b.ics", ["mora"], name="Lokal")
+    settings = make_settings(tmp_path, feeds)
+    with caplog.at_level(logging.WARNING, logger="plugins.calendar"):
+        bot = await Bot(settings, FakeClock(START)).start()
+    try:
+        assert server.seen == []  # refused before any connection
+        assert await bot.pending() == {}
+        assert "calendar feed Intern failed: the address is loopback and not allowed" in (
+            caplog.text
+        )
+        assert sorted(bot.texts("styrelse")) == [
+            "Kalenderflödet Intern går inte att läsa: adressen leder till ett internt nät"
+            " som boten inte får hämta från. Jag behåller det jag hade och säger till när det"
+            " fungerar igen.",
+            "Kalenderflödet Lokal går inte att läsa: adressen leder till ett internt nät"
+            " som boten inte får hämta från. Jag behåller det jag hade och säger till när det"
+            " fungerar igen.",
+        ]
     finally:
         await bot.stop()
 
@@ -187,21 +219,24 @@ async def test_local_files_are_capped_and_compared_by_size_and_time(tmp_path: Pa
     huge.write_text(
         "BEGIN:VCALENDAR\nVERSION:2.0\n" + ("BEGIN:VEVENT" + event) * 2000, encoding="utf-8"
     )
-    async with aiohttp.ClientSession() as session:
+    fetcher = Fetcher()
+    try:
         with pytest.raises(FeedError, match="more than the cap of 100000"):
-            await fetch(FeedSettings(url=str(huge)), session, None, max_bytes=100_000, timeout=5)
+            await fetch(FeedSettings(url=str(huge)), fetcher, None, max_bytes=100_000, timeout=5)
         small = FeedSettings(url=str(FIXTURES / "single.ics"))
-        first = await fetch(small, session, None, max_bytes=100_000, timeout=5)
-        assert first.body is not None and first.fingerprint
-        again = await fetch(
-            small, session, Conditional(fingerprint=first.fingerprint), max_bytes=100_000, timeout=5
-        )
-        assert again.body is None
-        with pytest.raises(FeedError, match="cannot read the file"):
+        first = await fetch(small, fetcher, None, max_bytes=100_000, timeout=5)
+        assert first.body == (FIXTURES / "single.ics").read_bytes() and first.etag
+        since = Conditional(first.etag, first.last_modified, first.fingerprint)
+        again = await fetch(small, fetcher, since, max_bytes=100_000, timeout=5)
+        assert again.body is None and again.fingerprint == first.fingerprint
+        with pytest.raises(FeedError, match="cannot read the file") as missing:
             await fetch(
                 FeedSettings(url=str(tmp_path / "missing.ics")),
-                session,
+                fetcher,
                 None,
                 max_bytes=100_000,
                 timeout=5,
             )
+        assert missing.value.reason_key == "fetching.file_unreadable"
+    finally:
+        await fetcher.close()
