@@ -205,7 +205,7 @@ rooms = ["discord:{self.rattvik.id}"]
         for msg in self.standin.channel_messages(channel.id):
             ours = msg.author_id == self.standin.bot.id
             votable = bool(msg.data.get("poll") or msg.data.get("components"))
-            if ours and votable and f"Omröstning {poll_id}:" in str(msg.data["content"]):
+            if ours and votable and f"mröstning {poll_id}:" in str(msg.data["content"]):
                 return msg
         return None
 

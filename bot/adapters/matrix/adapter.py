@@ -31,7 +31,7 @@ from bot.core.refs import MessageRef, RoomRef, UserRef
 from bot.settings import MatrixSettings
 from bot.storage.state import AdapterState
 
-from . import formatting, inbound
+from . import formatting, inbound, polls
 from .crosssign import CrossSigning
 from .direct import DirectRooms
 from .memory import Lru, Threads
@@ -76,6 +76,7 @@ class MatrixAdapter:
         self._names: Lru = Lru()  # members' names fetched after a restart
         self._creator_cache: dict[str, set[str]] = {}
         self._direct: DirectRooms | None = None
+        self._secret_posts = polls.SecretPosts(state)
         self.ready_seconds: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -345,7 +346,11 @@ class MatrixAdapter:
         return MessageRef(self._to_id(ref.room), ref.id)
 
     async def send(self, room: RoomRef, message: OutgoingMessage, token: str) -> MessageRef:
-        ref = await self._out().send(self._to_id(room), message, token)
+        secret = message.poll is not None and message.poll.secret
+        out = polls.as_words(message) if secret else message
+        ref = await self._out().send(self._to_id(room), out, token)
+        if secret:
+            await self._secret_posts.remember(ref.id)
         return MessageRef(room, ref.id)
 
     async def edit(self, target: MessageRef, message: OutgoingMessage, token: str) -> None:
@@ -361,6 +366,14 @@ class MatrixAdapter:
     async def close_poll(
         self, target: MessageRef, message: OutgoingMessage, token: str
     ) -> MessageRef | None:
+        if await self._secret_posts.has(target.id):
+            # Words, not a native poll: closed by a reply, if there is anything to say.
+            ended = None
+            if message.text.strip():
+                reply = dataclasses.replace(message, reply_to=target)
+                ended = await self.send(target.room, reply, token)
+            await self._secret_posts.forget(target.id)
+            return ended
         ref = await self._out().close_poll(self._target(target), message, token)
         return MessageRef(target.room, ref.id)
 
