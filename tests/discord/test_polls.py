@@ -250,3 +250,18 @@ async def test_native_voters_are_read_again_at_start_and_at_the_end(
         assert await _sent(run, s, "close:again") == "sent"
         assert await run.adapter.polls.open_native() == {}
     assert await choice_keys(settings) == []
+
+
+async def test_native_polls_posted_at_once_are_all_remembered(world: World, tmp_path: Path) -> None:
+    """Each room is its own delivery lane: polls going out together must not lose each
+    other's entry in the index of open native polls (read again at every start)."""
+    s = world.standin
+    rooms = [RoomRef("discord", str(c.id)) for c in world.channels]
+    async with running_bot(settings_for(world, tmp_path)) as run:
+        for n, room in enumerate(rooms):
+            message = OutgoingMessage(text="Q", poll=Poll("Q", answers(2)))
+            await run.app.delivery.send(f"poll:at-once:{n}", room, message)
+        for n in range(len(rooms)):
+            assert await _sent(run, s, f"poll:at-once:{n}") == "sent"
+        opened = await run.adapter.polls.open_native()
+    assert sorted(opened.values()) == sorted(c.id for c in world.channels)

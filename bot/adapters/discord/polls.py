@@ -14,6 +14,7 @@ toggle, and the polls plugin, which keeps the ballot under a keyed hash, applies
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -157,6 +158,9 @@ class PollBook:
         self._state = state
         self._cache: dict[int, PollRecord | None] = {}
         self._choices: dict[tuple[int, int], list[str]] = {}
+        # Polls go out in several delivery lanes at once: the index of open native polls
+        # is read and written by one at a time, or one lane's entry would be lost.
+        self._index_lock = asyncio.Lock()
 
     async def remember(self, message_id: int, record: PollRecord) -> None:
         self._cache[message_id] = record
@@ -176,9 +180,10 @@ class PollBook:
             ),
         )
         if record.kind == "native":
-            opened = await self.open_native()
-            opened[message_id] = record.channel
-            await self._save_open(opened)
+            async with self._index_lock:
+                opened = await self.open_native()
+                opened[message_id] = record.channel
+                await self._save_open(opened)
 
     async def get(self, message_id: int) -> PollRecord | None:
         if message_id not in self._cache:
@@ -269,6 +274,7 @@ class PollBook:
         for key in [k for k in self._choices if k[0] == message_id]:
             del self._choices[key]
         await self._state.delete_prefix(f"choice:{message_id}:")
-        opened = await self.open_native()
-        if opened.pop(message_id, None) is not None:
-            await self._save_open(opened)
+        async with self._index_lock:
+            opened = await self.open_native()
+            if opened.pop(message_id, None) is not None:
+                await self._save_open(opened)
