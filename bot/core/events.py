@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.core.document import Document
 from bot.core.messages import Attachment
 from bot.core.refs import MessageRef, RoomRef, UserRef
 
@@ -39,6 +40,9 @@ class MessageReceived(InboundEvent):
     reply_quote: str | None = None
     thread: MessageRef | None = None
     is_notice: bool = False
+    # The text's formatting as the adapter parsed it from the platform's own form
+    # (Discord's Markdown, Matrix HTML); None where the text is all there is.
+    document: Document | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +50,7 @@ class MessageEdited(InboundEvent):
     ref: MessageRef
     text: str
     html: str | None = None
+    document: Document | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

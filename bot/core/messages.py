@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.document import Document
 from bot.core.refs import MessageRef, RoomRef, UserRef
 
 
@@ -72,6 +73,8 @@ class OutgoingMessage:
 
     `text` carries light formatting (Markdown-like: **bold**, *italic*, `code`, links);
     `html`, when given, is an already sanitised rendering for platforms that take HTML.
+    `document`, when given, is the formatting itself (a relayed message's, parsed from
+    its platform's form): adapters render it and `text` is its Markdown, for others.
     """
 
     text: str
@@ -92,6 +95,7 @@ class OutgoingMessage:
     poll: Poll | None = None
     buttons: tuple[Button, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    document: Document | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -137,6 +141,7 @@ class OutgoingMessage:
                 ),
                 "buttons": [[b.custom_id, b.label, b.emoji] for b in self.buttons],
                 "extra": self.extra,
+                "document": self.document.to_obj() if self.document is not None else None,
             },
             ensure_ascii=False,
         )
@@ -180,6 +185,7 @@ class OutgoingMessage:
             ),
             buttons=tuple(Button(*b) for b in d.get("buttons", [])),
             extra=d.get("extra") or {},
+            document=Document.from_obj(d["document"]) if d.get("document") else None,
         )
 
 
