@@ -64,6 +64,7 @@ BUILTIN_PLUGINS: Final = (
     "plugins.calendar",
     "plugins.accounts",
     "plugins.polls",
+    "plugins.updates",
 )
 _LOCALES = Path(__file__).parent / "locales"
 
