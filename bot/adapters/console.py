@@ -21,6 +21,7 @@ from typing import TextIO
 from bot.core.errors import PermanentSendError
 from bot.core.events import MessageReceived, Sender
 from bot.core.messages import OutgoingMessage
+from bot.core.plain import to_plain
 from bot.core.platform import AdapterHost
 from bot.core.refs import MessageRef, RoomRef, UserRef
 from bot.core.text import for_terminal
@@ -28,6 +29,11 @@ from bot.core.text import for_terminal
 log = logging.getLogger(__name__)
 
 _LINE = re.compile(r"^#([\w-]+)\s+([\w.-]+):\s?(.*)$")
+
+
+def _text(message: OutgoingMessage) -> str:
+    """A relayed message as plain text (its spoilers as `[spoiler]`); others as written."""
+    return to_plain(message.document) if message.document is not None else message.text
 
 
 def format_post(room: str, sender: str, text: str) -> str:
@@ -172,7 +178,7 @@ class ConsoleAdapter:
     async def send(self, room: RoomRef, message: OutgoingMessage, token: str) -> MessageRef:
         self._check_room(room)
         sender = message.attribution.label if message.attribution else self._bot_name
-        text = message.text
+        text = _text(message)
         if message.poll is not None:
             text += "".join(f"\n  {i}. {a.text}" for i, a in enumerate(message.poll.answers, 1))
         for attachment in message.attachments:
@@ -189,7 +195,7 @@ class ConsoleAdapter:
         assert self._host is not None
         self._write(
             format_post(
-                target.room.id, sender, self._host.t("console.edited", None) + " " + message.text
+                target.room.id, sender, self._host.t("console.edited", None) + " " + _text(message)
             )
         )
 

@@ -194,12 +194,14 @@ class _Writer:
 
     def styled(self, node: Styled) -> str:
         inner = self.inlines(normalise(without_style(node.children, node.style)))
-        # Discord opens no mark before a space: the spaces go outside.
-        core = inner.strip(" ")
-        if not core:
-            return inner
-        lead, trail = inner[: len(inner) - len(inner.lstrip(" "))], inner[len(inner.rstrip(" ")) :]
         mark = MARKS[node.style]
+        if not inner.strip():
+            return inner
+        if node.style != "italic":
+            return f"{mark}{inner}{mark}"
+        # A single `*` opens no italics before a space: the spaces go outside.
+        core = inner.strip(" ")
+        lead, trail = inner[: len(inner) - len(inner.lstrip(" "))], inner[len(inner.rstrip(" ")) :]
         return f"{lead}{mark}{core}{mark}{trail}"
 
     def link(self, node: Link) -> str:

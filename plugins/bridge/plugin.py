@@ -16,6 +16,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.commanding import CommandCall
+from bot.core.document import Document
 from bot.core.events import (
     MessageDeleted,
     MessageEdited,
@@ -24,13 +25,14 @@ from bot.core.events import (
     ReactionRemoved,
     Sender,
 )
+from bot.core.markdown_out import to_markdown
 from bot.core.messages import Attribution, OutgoingMessage
 from bot.core.permissions import Level
 from bot.core.refs import MessageRef, RoomRef
 from bot.delivery import LaneHealth, Target
 from bot.plugin import Plugin, command, job, on
 from bot.scheduling import JobRun
-from plugins.bridge.formatting import html_to_markdown, quote
+from plugins.bridge.formatting import document_of, with_quote
 from plugins.bridge.settings import BridgeSettings
 from plugins.bridge.store import BridgeStore, migrations
 
@@ -88,13 +90,6 @@ class BridgePlugin(Plugin):
         assoc = self.ctx.associations.of_room(room)
         return Attribution(sender.display_name, assoc.name if assoc else None, sender.avatar_url)
 
-    @staticmethod
-    def _content(text: str, html: str | None) -> tuple[str, str | None]:
-        """Core text is Markdown-like: Matrix HTML is converted, Discord text kept."""
-        if html:
-            return html_to_markdown(html), html
-        return text, None
-
     async def _origin(self, ref: MessageRef) -> MessageRef:
         """The source message of `ref`: itself, or the message it is a copy of."""
         key = await self.ctx.delivery.key_for(ref)
@@ -122,18 +117,17 @@ class BridgePlugin(Plugin):
         targets = self._targets(event.room)
         if not targets:
             return
-        text, html = self._content(event.text, event.html)
+        document = document_of(event)
         # Every copy, its map entry and its outbox row are written together or not at
         # all: a stop or a failure halfway leaves nothing that a retry would skip.
         async with self.ctx.db.transaction():
-            await self._relay(event, targets, text, html)
+            await self._relay(event, targets, document)
 
     async def _relay(
         self,
         event: MessageReceived,
         targets: list[tuple[RoomRef, str]],
-        text: str,
-        html: str | None,
+        document: Document,
     ) -> None:
         origin = await self._origin(event.reply_to) if event.reply_to else None
         root = await self._origin(event.thread) if event.thread else None
@@ -141,20 +135,20 @@ class BridgePlugin(Plugin):
         for room, bridge_id in targets:
             key = copy_key(event.ref, room)
             reply_ref, reply_key = (None, None)
-            body, body_html = text, html
+            body = document
             if origin is not None:
                 reply_ref, reply_key = await self._room_of_ref(origin, room)
                 if reply_ref is None and reply_key is None and event.reply_quote:
-                    body = quote(event.reply_quote) + "\n" + text
-                    body_html = None
+                    body = with_quote(document, event.reply_quote)
             # A thread follows where its root was bridged; a thread on a message the
             # bridge never saw reads as plain messages in the room.
             thread_ref, thread_key = (None, None)
             if root is not None:
                 thread_ref, thread_key = await self._room_of_ref(root, room)
+            # The document is what adapters render; its Markdown is the core's text.
             message = OutgoingMessage(
-                text=body,
-                html=body_html,
+                text=to_markdown(body),
+                document=body,
                 attachments=event.attachments,
                 reply_to=reply_ref,
                 reply_to_key=reply_key,
@@ -168,15 +162,16 @@ class BridgePlugin(Plugin):
 
     @on(MessageEdited)
     async def follow_edit(self, event: MessageEdited) -> None:
-        text, html = self._content(event.text, event.html)
+        document = document_of(event)
         async with self.ctx.db.transaction():
-            await self._edit_copies(event, text, html)
+            await self._edit_copies(event, document)
 
-    async def _edit_copies(self, event: MessageEdited, text: str, html: str | None) -> None:
+    async def _edit_copies(self, event: MessageEdited, document: Document) -> None:
+        text = to_markdown(document)
         for copy in await self.store.copies(str(event.ref)):
             message = OutgoingMessage(
                 text=text,
-                html=html,
+                document=document,
                 attribution=self._attribution(event.sender, event.room),
                 notice=False,
             )

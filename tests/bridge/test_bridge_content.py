@@ -137,7 +137,7 @@ async def test_scripts_and_javascript_links_arrive_harmless(bridge_env: BridgeEn
     for bad in ("<script", "alert", "javascript"):
         assert bad not in formatted and bad not in copy["content"]["body"]
         assert bad not in env.console_posts()[0]
-    assert "<b>fet</b>" in formatted and 'href="https://example.org/a"' in formatted
+    assert "<strong>fet</strong>" in formatted and 'href="https://example.org/a"' in formatted
 
 
 async def test_a_long_message_is_split_on_discord_and_whole_on_matrix(

@@ -20,9 +20,11 @@ from typing import Final
 
 import discord
 
+from bot.adapters.discord.markdown_in import document_of
 from bot.core.clock import Clock
 from bot.core.events import InboundEvent, MessageReceived, Sender
 from bot.core.messages import Attachment
+from bot.core.plain import to_plain
 from bot.core.platform import AdapterHost
 from bot.core.refs import MessageRef, RoomRef, UserRef
 from bot.storage.state import AdapterState
@@ -90,7 +92,8 @@ def message_event(message: discord.Message, known_parent: int | None = None) -> 
             reply_to = MessageRef(room_of(ref.channel_id or 0), str(ref.message_id))
         # What the answered message said, for rooms where it cannot be linked.
         if isinstance(ref.resolved, discord.Message):
-            reply_quote = f"{ref.resolved.author.display_name}: {ref.resolved.clean_content}"
+            said = to_plain(document_of(ref.resolved))  # its spoilers hidden
+            reply_quote = f"{ref.resolved.author.display_name}: {said}"
     return MessageReceived(
         event_id=f"m{message.id}",
         room=room,
@@ -99,6 +102,7 @@ def message_event(message: discord.Message, known_parent: int | None = None) -> 
         ref=ref_of(room, thread, message.id),
         # Mentions become names (`@anna`), not ids.
         text=message.clean_content,
+        document=document_of(message),
         attachments=tuple(
             Attachment(
                 a.filename,

@@ -28,7 +28,8 @@ from bot.adapters.discord.errors import (
 )
 from bot.adapters.discord.inbound import ref_of
 from bot.adapters.discord.interactions import Interactions, interaction_id
-from bot.adapters.discord.parts import Parts, fit
+from bot.adapters.discord.markdown_out import fit, parts_of
+from bot.adapters.discord.parts import Parts
 from bot.adapters.discord.polls import (
     NATIVE_MAX_HOURS,
     PollBook,
@@ -41,7 +42,7 @@ from bot.adapters.discord.polls import (
 from bot.adapters.discord.threads import Threads, channel_id, message_place
 from bot.adapters.discord.webhooks import Upload, Webhooks
 from bot.core.errors import PermanentSendError, TransientSendError
-from bot.core.messages import Attachment, OutgoingMessage, split_text
+from bot.core.messages import Attachment, OutgoingMessage
 from bot.core.refs import MessageRef, RoomRef
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,7 @@ class Outbound:
     async def send(self, room: RoomRef, message: OutgoingMessage, token: str) -> MessageRef:
         cid = channel_id(room)
         uploads, links = attachments_split(message.attachments)
-        text = "\n".join([message.text, *links]) if links else message.text
-        parts = split_text(text, MESSAGE_LIMIT) if text.strip() else []
+        parts = parts_of(message, links=links)
         if interaction_id(message.reply_to) is not None and message.reply_to is not None:
             answered = await self._interactions.reply(
                 message.reply_to,
@@ -135,7 +135,7 @@ class Outbound:
             # A webhook cannot answer a message: a link to the answered one goes first.
             link = self._jump_url(cid, message.reply_to)
             if link is not None:
-                parts = split_text(f"-# ↪ {link}\n{text}", MESSAGE_LIMIT)
+                parts = parts_of(message, links=links, answering=link)
             posted = await self._webhooks.post(
                 self._client(),
                 cid,
@@ -266,7 +266,7 @@ class Outbound:
         where, mid = message_place(target)
         thread = where if where != cid else None
         ids = await self._parts.of(where, mid)
-        texts = fit(message.text, len(ids), MESSAGE_LIMIT)
+        texts = fit(parts_of(message), len(ids), MESSAGE_LIMIT)
         for part_id, text in zip(ids, texts, strict=False):
             await self._edit_one(cid, where, thread, part_id, text, message.attribution is not None)
         for extra in ids[len(texts) :]:

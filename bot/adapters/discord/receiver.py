@@ -17,6 +17,7 @@ from bot.adapters.discord.commands import association_choices, parse_invocation
 from bot.adapters.discord.errors import AuthBrake, boundary
 from bot.adapters.discord.inbound import Inbound, place_of, ref_of, sender_of
 from bot.adapters.discord.interactions import Interactions
+from bot.adapters.discord.markdown_in import document_of
 from bot.adapters.discord.polls import SELECT_ID, VOTE_PREFIX, PollBook, PollRecord
 from bot.core.commands import CommandSpec
 from bot.core.events import (
@@ -138,6 +139,7 @@ class Receiver:
                 at=edited,
                 ref=ref,
                 text=message.clean_content,
+                document=document_of(message),
             ),
         )
 

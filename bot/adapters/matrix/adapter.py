@@ -102,7 +102,7 @@ class MatrixAdapter:
         )  # fmt: skip
 
     async def _connect(self, client: AsyncClient, host: AdapterHost, new_device: bool) -> None:
-        self._outbound = Outbound(client, self._threads)
+        self._outbound = Outbound(client, self._threads, self._state)
         self._direct = DirectRooms(client, self._state)
         await self._direct.load()
         self._sync = SyncLoop(

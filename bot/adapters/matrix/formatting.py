@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import html as htmllib
 import json
-import re
 from typing import Any, Final
 
 import nh3
 
-from bot.core.messages import Attribution, OutgoingMessage, split_text
-from bot.core.text import clean
+from bot.adapters.matrix.html_out import MxcOf, to_html
+from bot.core.document import Document, Paragraph
+from bot.core.markdown import parse
+from bot.core.messages import Attribution, OutgoingMessage
+from bot.core.plain import to_plain
+from bot.core.split import Measure, split_document
 
 # Synapse rejects events over 65536 bytes of JSON; leave room for the envelope and,
 # in encrypted rooms, for the base64 ciphertext (4/3 of the plaintext).
@@ -22,24 +25,26 @@ PROFILE_KEY: Final = "com.beeper.per_message_profile"  # MSC4144, unstable name
 ALLOWED_TAGS: Final = {
     "b", "strong", "i", "em", "u", "s", "del", "code", "pre", "a", "br", "p", "ul", "ol",
     "li", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "span", "sup", "sub", "hr",
+    "table", "thead", "tbody", "tr", "th", "td", "img",
 }  # fmt: skip
 ALLOWED_ATTRIBUTES: Final = {
     "a": {"href"},
     "span": {"data-mx-color", "data-mx-spoiler"},
     "code": {"class"},
+    "ol": {"start"},
+    "img": {"src", "alt", "title", "height", "data-mx-emoticon"},
 }
 URL_SCHEMES: Final = {"http", "https", "mailto", "mxc", "matrix"}
+# Of the body's size, what the text alone may hold: a post stays readable.
+_TEXT_SHARE: Final = (MAX_CONTENT_BYTES - 4_000) / MESSAGE_LIMIT
 
-_FENCE = re.compile(r"```([\w+#.-]*)\n?(.*?)```", re.DOTALL)
-_ESCAPED = re.compile(r"\\([\\*_~|`>\[\]()])")
-_CODE = re.compile(r"`([^`\n]+)`")
-_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
-_UNDERLINE = re.compile(r"__(?=\S)(.+?)(?<=\S)__")
-_ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
-_ITALIC_UNDERSCORE = re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
-_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-_SPOILER = re.compile(r"\|\|(?=\S)(.+?)(?<=\S)\|\|")
-_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")
+
+def _attribute(tag: str, attribute: str, value: str) -> str | None:
+    # An image only from the homeserver (a custom emoji): never one fetched from
+    # anywhere by every reader's client.
+    if tag == "img" and attribute == "src" and not value.startswith("mxc://"):
+        return None
+    return value
 
 
 def sanitise(html: str) -> str:
@@ -47,84 +52,24 @@ def sanitise(html: str) -> str:
         html,
         tags=ALLOWED_TAGS,
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=_attribute,
         url_schemes=set(URL_SCHEMES),
         link_rel="noopener noreferrer",
     )
 
 
 def render_html(text: str) -> str:
-    """Core text (Discord's Markdown: **bold**, *italic*, __underline__, ~~strike~~,
-    ||spoiler||, `code`, fenced blocks, > quotes, links) as HTML, built from escaped
-    text so nothing in it can become markup by accident."""
-    out: list[str] = []
-    pos = 0
-    for fence in _FENCE.finditer(text):
-        before = text[pos : fence.start()]
-        out.append(_render_inline_block(before.removesuffix("\n")))
-        lang = fence[1]
-        code = htmllib.escape(fence[2], quote=True)
-        attr = f' class="language-{htmllib.escape(lang, quote=True)}"' if lang else ""
-        out.append(f"<pre><code{attr}>{code}</code></pre>")
-        pos = fence.end()
-        if text.startswith("\n", pos):
-            pos += 1  # the line break after a block is the block's own
-    out.append(_render_inline_block(text[pos:]))
-    return "".join(out)
+    """Core text (Discord's Markdown) as HTML, built from escaped text."""
+    return to_html(parse(text))
 
 
-def _render_inline_block(text: str) -> str:
-    """Text outside fenced blocks: runs of lines starting with `> ` become a blockquote."""
-    out: list[str] = []
-    run: list[str] = []
-    quoting = False
+def _measure(mxc_of: MxcOf | None) -> Measure:
+    def measure(document: Document) -> int:
+        body = to_plain(document)
+        html = to_html(document, mxc_of)
+        return max(int(len(body) * _TEXT_SHARE), len(html.encode()) + len(body.encode()))
 
-    def flush() -> None:
-        if run:
-            html = _render_inline("\n".join(run)).replace("\n", "<br>")
-            out.append(f"<blockquote>{html}</blockquote>" if quoting else html)
-            run.clear()
-
-    for line in text.split("\n") if text else []:
-        is_quote = line.startswith("> ") or line == ">"
-        if is_quote != quoting:
-            flush()
-            quoting = is_quote
-        run.append(line[2:] if is_quote else line)
-    flush()
-    return "".join(out)
-
-
-def _render_inline(text: str) -> str:
-    # NUL marks the kept pieces below: one in the text itself would be taken for a mark.
-    text = text.replace("\x00", "")
-    kept: list[str] = []
-
-    def keep(html: str) -> str:
-        kept.append(html)
-        return f"\x00{len(kept) - 1}\x00"
-
-    out = _ESCAPED.sub(lambda m: keep(htmllib.escape(m[1], quote=True)), text)
-    out = htmllib.escape(out, quote=True)
-    out = _CODE.sub(lambda m: keep(f"<code>{m[1]}</code>"), out)
-    out = _LINK.sub(lambda m: f'<a href="{m[2]}">{m[1]}</a>', out)
-    out = _BOLD.sub(r"<strong>\1</strong>", out)
-    out = _UNDERLINE.sub(r"<u>\1</u>", out)
-    out = _ITALIC.sub(r"<em>\1</em>", out)
-    out = _ITALIC_UNDERSCORE.sub(r"<em>\1</em>", out)
-    out = _STRIKE.sub(r"<del>\1</del>", out)
-    out = _SPOILER.sub(r"<span data-mx-spoiler>\1</span>", out)
-    # A kept code span may hold a kept escape: two passes at most, never an endless loop.
-    for _ in range(3):
-        if "\x00" not in out:
-            break
-        out = re.sub("\x00(\\d+)\x00", lambda m: kept[int(m[1])], out)
-    return out
-
-
-def _plain(text: str) -> str:
-    """The body without the markers: what clients without HTML show."""
-    text = _LINK.sub(lambda m: f"{m[1]} ({m[2]})", text)
-    return _BOLD.sub(r"\1", text)
+    return measure
 
 
 def mentions_of(message: OutgoingMessage) -> dict[str, Any]:
@@ -133,41 +78,57 @@ def mentions_of(message: OutgoingMessage) -> dict[str, Any]:
     return {"user_ids": users} if users else {}
 
 
-def text_contents(message: OutgoingMessage) -> list[dict[str, Any]]:
-    """The message as one or more `m.room.message` contents, each below the size limit."""
+def text_contents(message: OutgoingMessage, mxc_of: MxcOf | None = None) -> list[dict[str, Any]]:
+    """The message as one or more `m.room.message` contents, each below the size limit.
+    Its document (or its text, parsed as the core's Markdown) is rendered; given HTML
+    is sanitised and sent as it is when it fits one post."""
     label = message.attribution.label if message.attribution else None
-    msgtype = "m.notice" if message.notice else "m.text"
-    limit = MESSAGE_LIMIT
-    text = clean(message.text)  # a NUL from a feed or a file is no more welcome than one typed
+    given = message.html if message.document is None else None
+    document = message.document if message.document is not None else parse(message.text)
+    limit = MAX_CONTENT_BYTES - 4_000
     while True:
-        parts = split_text(text, limit) if text.strip() else []
+        parts = split_document(document, limit, _measure(mxc_of))
         if not parts and label and message.attachments:
-            parts = [""]  # who sent the files, above them
+            parts = [Document()]  # who sent the files, above them
         contents = []
         for i, part in enumerate(parts):
-            # Given HTML cannot be split safely: a long message is rendered from text.
-            single = message.html is not None and len(parts) == 1
-            html = sanitise(message.html or "") if single else render_html(part)
-            body = _plain(part)
-            if label and i == 0:
-                # A quote or a code block starts on its own line, below the name.
-                block = part.startswith((">", "```")) or not part
-                body = f"{label}:\n{body}" if block else f"{label}: {body}"
-                html = f"<strong>{htmllib.escape(label)}</strong>:{'' if block else ' '}{html}"
-                body, html = body.rstrip(), html.rstrip()
+            # Given HTML cannot be split safely: a long message is rendered instead.
+            html = sanitise(given) if given is not None and len(parts) == 1 else None
+            body, rendered = _bodies(part, label if i == 0 else None, mxc_of)
             content: dict[str, Any] = {
-                "msgtype": msgtype,
+                "msgtype": "m.notice" if message.notice else "m.text",
                 "body": body,
                 "format": "org.matrix.custom.html",
-                "formatted_body": html,
+                "formatted_body": _labelled(html, label) if html is not None else rendered,
                 "m.mentions": mentions_of(message),
             }
             if message.attribution is not None:
                 content[PROFILE_KEY] = per_message_profile(message.attribution)
             contents.append(content)
-        if all(size_of(c) <= MAX_CONTENT_BYTES for c in contents) or limit < 500:
+        if all(size_of(c) <= MAX_CONTENT_BYTES for c in contents) or limit < 2_000:
             return contents
         limit //= 2
+
+
+def _bodies(document: Document, label: str | None, mxc_of: MxcOf | None) -> tuple[str, str]:
+    """(body, formatted_body) of one part; `label` before the first, on the same line
+    when the part starts with a paragraph, above a quote or a code block."""
+    body, html = to_plain(document), to_html(document, mxc_of)
+    if label is None:
+        return body, html
+    blocks = document.blocks
+    name = f"<strong>{htmllib.escape(label)}</strong>:"
+    if not blocks:
+        return f"{label}:", name
+    if not isinstance(blocks[0], Paragraph):
+        return f"{label}:\n{body}", name + to_html(document, mxc_of, inline_single=False)
+    rest = to_html(Document(blocks[1:]), mxc_of, inline_single=False)
+    first = to_html(Document(blocks[:1]), mxc_of)
+    return f"{label}: {body}", f"{name} {first}{rest}"
+
+
+def _labelled(html: str, label: str | None) -> str:
+    return f"<strong>{htmllib.escape(label)}</strong>: {html}" if label else html
 
 
 def per_message_profile(attribution: Attribution) -> dict[str, Any]:

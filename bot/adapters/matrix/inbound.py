@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.core.document import Document, Paragraph, Styled, Text
 from bot.core.events import (
     InboundEvent,
     MessageDeleted,
@@ -21,12 +22,15 @@ from bot.core.events import (
     ReactionRemoved,
     Sender,
 )
+from bot.core.html_in import parse_html
 from bot.core.messages import Attachment
 from bot.core.refs import MessageRef, RoomRef, UserRef
+from bot.core.text import cap, clean
 
 POLL_RESPONSE_TYPES = ("org.matrix.msc3381.poll.response", "m.poll.response")
 MEDIA_MSGTYPES = {"m.image", "m.file", "m.video", "m.audio"}
 TEXT_MSGTYPES = {"m.text", "m.notice", "m.emote"}
+INBOUND_LIMIT = 65_536  # an event is at most 64 KiB, so no body is longer
 
 _REPLY_FALLBACK_HTML = re.compile(r"^<mx-reply>.*?</mx-reply>", re.DOTALL)
 _FALLBACK_SENDER = re.compile(r"^(?:\* )?<([^>]+)> (.*)$", re.DOTALL)
@@ -150,6 +154,7 @@ def convert(
                 ref=MessageRef(room, target_id),
                 text=str(new.get("body", "")),
                 html=_html(new),
+                document=document_of(new, str(new.get("body", "")), _html(new), display_name),
             )
         msgtype = content.get("msgtype")
         if msgtype not in TEXT_MSGTYPES and msgtype not in MEDIA_MSGTYPES:
@@ -178,6 +183,7 @@ def convert(
             filename = content.get("filename")
             if not (isinstance(filename, str) and filename and filename != body):
                 body, html = "", None
+        document = document_of(content, body, html, display_name) if body or html else None
         return MessageReceived(
             **base,
             ref=MessageRef(room, event_id),
@@ -188,6 +194,7 @@ def convert(
             reply_quote=reply_quote,
             thread=thread,
             is_notice=msgtype == "m.notice",
+            document=document,
         )
     if event_type == "m.room.redaction":
         redacts = source.get("redacts") or content.get("redacts")
@@ -212,6 +219,25 @@ def convert(
             return None
         return PollVoteReceived(**base, poll=MessageRef(room, target_id), answers=answers)
     return None
+
+
+def document_of(
+    content: dict[str, Any], body: str, html: str | None, display_name: str
+) -> Document:
+    """The message's formatting: from its HTML (where `<mx-reply>` is always dropped:
+    no forged quote), else its plain body taken literally; an emote as `*Anna waves*`."""
+    # Built before the boundary cleans the event's text: cleaned and capped here too.
+    if html is not None:
+        document = parse_html(cap(html, 2 * INBOUND_LIMIT))
+    else:
+        document = Document.plain(cap(clean(body), INBOUND_LIMIT))
+    if content.get("msgtype") != "m.emote":
+        return document
+    blocks = list(document.blocks)
+    head = blocks.pop(0) if blocks and isinstance(blocks[0], Paragraph) else None
+    first = head.children if isinstance(head, Paragraph) else ()
+    line = Paragraph((Styled("italic", (Text(f"{display_name} "), *first)),))
+    return Document((line, *blocks))
 
 
 def _html(content: dict[str, Any]) -> str | None:

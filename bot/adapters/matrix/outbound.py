@@ -18,8 +18,10 @@ from nio.exceptions import LocalProtocolError, SendRetryError
 from bot.core.errors import PermanentSendError, TransientSendError
 from bot.core.messages import Attachment, OutgoingMessage
 from bot.core.refs import MessageRef, RoomRef
+from bot.storage.state import AdapterState
 
 from . import formatting, polls
+from .emoji import EmojiImages
 from .memory import Threads
 
 log = logging.getLogger(__name__)
@@ -56,9 +58,12 @@ async def guarded(what: str, call: Awaitable[T]) -> T:
 class Outbound:
     """Every call the bot makes to post into Matrix rooms."""
 
-    def __init__(self, client: AsyncClient, threads: Threads) -> None:
+    def __init__(
+        self, client: AsyncClient, threads: Threads, state: AdapterState | None = None
+    ) -> None:
         self._client = client
         self._threads = threads
+        self._emoji = EmojiImages(state, lambda url: self.fetch(url, None), self._upload_image)
 
     def _check_room(self, room_id: str) -> Any:
         room = self._client.rooms.get(room_id)
@@ -90,7 +95,8 @@ class Outbound:
         if message.poll is not None:
             bodies.append((polls.START, polls.start_content(message.poll, message.text)))
         else:
-            bodies.extend(("m.room.message", c) for c in formatting.text_contents(message))
+            mxc_of = await self._emoji.mxc_of(message.document)
+            bodies.extend(("m.room.message", c) for c in formatting.text_contents(message, mxc_of))
         first: str | None = None
         n = 0
         reply = message.reply_to.id if message.reply_to is not None else None
@@ -137,7 +143,8 @@ class Outbound:
         return MessageRef(room, first)
 
     async def edit(self, target: MessageRef, message: OutgoingMessage, token: str) -> None:
-        contents = formatting.text_contents(message)
+        mxc_of = await self._emoji.mxc_of(message.document)
+        contents = formatting.text_contents(message, mxc_of)
         if not contents:
             raise PermanentSendError("an edit needs text")
         content = formatting.edit_content(target.id, contents[0])
@@ -211,6 +218,19 @@ class Outbound:
             str(answer.content_uri),
             keys if encrypted else None,
         )
+
+    async def _upload_image(self, data: bytes, content_type: str, filename: str) -> str:
+        """An image shown inline in messages (a custom emoji): never encrypted, since
+        HTML points at it by its mxc:// URI alone."""
+        answer, _ = await guarded(
+            "upload",
+            self._client.upload(
+                io.BytesIO(data), content_type=content_type, filename=filename, filesize=len(data)
+            ),
+        )
+        if not isinstance(answer, UploadResponse):
+            raise convert_error(answer, f"upload {filename}")
+        return str(answer.content_uri)
 
     async def fetch(self, url: str, encrypted: dict[str, Any] | None) -> bytes:
         """The content behind an mxc:// (authenticated media) or http(s) URL, capped."""
