@@ -1,11 +1,12 @@
 """Which entries of a fetch are new, which changed, which are known: pure and in memory.
 
 An entry is known by its guid; else by its link; else by a hash of what it shows.
-Guids sometimes change while the link stays: an entry with an unknown guid whose link
-is known is the same entry (its new guid is kept). A link only counts when no other
-entry of the fetch has it too (some feeds give every entry the site's front page), and
-a content hash only for entries without a guid, so that two entries with the same words
-(two "Pressmeddelande" without text) stay two when their guids say so.
+Guids sometimes change while the rest stays (a site moved to another system): an entry
+with an unknown guid whose link and title are known is the same entry, and its new guid
+is kept. A link only counts when no other entry of the fetch has it too (some feeds give
+every entry the site's front page), and a content hash only for entries without a guid,
+so that two entries with the same words (two "Pressmeddelande" without text) stay two
+when their guids say so.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Known:
     id: str
     guid: str | None
     link: str | None
+    title: str
     digest: str
     state: str
     revision: int
@@ -64,9 +66,12 @@ class Index:
             return self.by_guid[entry.guid]
         if entry.link and link_unique and entry.link in self.by_link:
             found = self.by_link[entry.link]
-            # The known entry's guid still in the feed: that entry is elsewhere, and this
-            # one is another with the same link.
-            if not (found.guid and found.guid in guids_now):
+            if not entry.guid:
+                return found
+            # A new guid for a known entry, or another entry with the same link (a feed
+            # that shows one entry at a time, all linking to its front page): the same
+            # title, and the known guid gone from the feed, tell the first.
+            if found.title == entry.title and not (found.guid and found.guid in guids_now):
                 return found
         if not entry.guid:
             return self.by_digest.get(entry.digest)

@@ -149,22 +149,24 @@ def _guid(value: Any) -> str | None:
     return guid[:GUID_LIMIT] or None
 
 
-def _xml_entry(raw: Mapping[str, Any], shape: _Shape) -> Entry | None:
+def _xml_entry(raw: dict[str, Any], shape: _Shape) -> Entry | None:
     title = text.plain_title(raw.get("title"), is_html=_is_html(raw.get("title_detail")))
-    detail = raw.get("summary_detail")
-    body = raw.get("summary")
-    if not body:
-        contents = raw.get("content") or []
-        if contents and isinstance(contents[0], Mapping):
-            detail = contents[0]
-            body = detail.get("value")
+    detail = dict.get(raw, "summary_detail")
+    body = dict.get(raw, "summary")
+    contents = [c for c in dict.get(raw, "content") or [] if isinstance(c, Mapping)]
+    if contents and (not body or detail is None):
+        # No summary of its own (feedparser then mirrors the content into `summary`,
+        # without saying its type): the content, with its type.
+        detail = contents[0]
+        body = body or detail.get("value")
     # feedparser leaves text/plain content as it came: it is text, never markup.
     is_html = detail is None or _is_html(detail)
     summary = text.summary(str(body or ""), is_html=is_html, lines=shape.lines, chars=shape.chars)
     link = text.safe_url(raw.get("link"))
     if not title and not summary:
         return None
-    published = _when(raw.get("published_parsed")) or _when(raw.get("updated_parsed"))
+    # dict.get: feedparser's own get maps a missing key to another, with a warning.
+    published = _when(dict.get(raw, "published_parsed")) or _when(dict.get(raw, "updated_parsed"))
     return Entry(_guid(raw.get("id")), link, title, summary, published)
 
 

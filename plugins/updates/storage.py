@@ -189,10 +189,13 @@ class Store:
 
     async def known(self, feed: str) -> list[Known]:
         rows = await self.db.fetchall(
-            "SELECT id, guid, link, digest, state, revision FROM updates_entries WHERE feed = ?",
+            "SELECT id, guid, link, title, digest, state, revision FROM updates_entries"
+            " WHERE feed = ?",
             (feed,),
         )
-        return [Known(str(r[0]), r[1], r[2], str(r[3]), str(r[4]), int(r[5])) for r in rows]
+        return [
+            Known(str(r[0]), r[1], r[2], str(r[3]), str(r[4]), str(r[5]), int(r[6])) for r in rows
+        ]
 
     async def next_seq(self) -> int:
         value = await self.db.fetchval("SELECT MAX(seq) FROM updates_entries")

@@ -93,61 +93,78 @@ def link(text: str, url: str | None) -> str:
     return f"[{shown}]({target})"
 
 
+# A piece of a line: what it shows, its core text, and whether it is a link (a link is
+# never cut in half: it fits whole or goes).
+Piece = tuple[str, str, bool]
+
+
 class _Walker(HTMLParser):
-    """Cleaned HTML to lines of pieces, each (shown text, core text)."""
+    """Cleaned HTML to lines of pieces."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.lines: list[list[tuple[str, str]]] = [[]]
+        self.lines: list[list[Piece]] = [[]]
         self._href: str | None = None
         self._anchor: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _BLOCKS:
-            self._break()
+            self.line_break()
         elif tag == "a":
             self._href = dict(attrs).get("href")
             self._anchor = []
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "a":
-            text = _SPACE.sub(" ", "".join(self._anchor)).strip()
+            shown = _SPACE.sub(" ", "".join(self._anchor)).strip()
             target = safe_url(self._href)
-            if text and target and text != target:
-                self.lines[-1].append((text, f"[{escape(text)}]({target})"))
-            elif text:
-                self._text(text)
+            if shown and target and shown != target:
+                self.lines[-1].append((shown, f"[{escape(shown)}]({target})", True))
+            elif shown:
+                self.add_text(shown)
             self._href, self._anchor = None, []
         elif tag in _BLOCKS:
-            self._break()
+            self.line_break()
 
     def handle_data(self, data: str) -> None:
         if self._href is not None:
             self._anchor.append(data)
         else:
-            self._text(data)
+            self.add_text(data)
 
-    def _text(self, data: str) -> None:
-        text = _SPACE.sub(" ", data)
-        if text.strip() or (text and self.lines[-1]):
-            self.lines[-1].append((text, escape(text)))
+    def add_text(self, data: str) -> None:
+        shown = _SPACE.sub(" ", data)
+        if shown.strip() or (shown and self.lines[-1]):
+            self.lines[-1].append((shown, escape(shown), False))
 
-    def _break(self) -> None:
+    def line_break(self) -> None:
         if self.lines[-1]:
             self.lines.append([])
 
 
+def _fit(piece: Piece, budget: int) -> str:
+    """The part of a piece that fits in `budget` characters: text up to its last whole
+    word (or cut hard, for one long word), a link not at all."""
+    shown, _, is_link = piece
+    if is_link:
+        return ""
+    head = shown[:budget]
+    if " " in head.strip():
+        head = head.rstrip().rsplit(" ", 1)[0]
+    return escape(head)
+
+
 def summary(raw: str | None, *, is_html: bool, lines: int, chars: int) -> str:
-    """An entry's summary as core text: at most `lines` lines and about `chars` shown
-    characters, cut at a piece boundary (never inside a link) with "…"."""
+    """An entry's summary as core text: at most `lines` lines and `chars` shown
+    characters, cut at a word (never inside a link), "…" where it was cut."""
     if not raw or lines <= 0 or chars <= 0:
         return ""
-    text = clean(raw[:RAW_LIMIT])
+    source = clean(raw[:RAW_LIMIT])
     walker = _Walker()
     if is_html:
         walker.feed(
             nh3.clean(
-                text,
+                source,
                 tags=_ALLOWED,
                 attributes={"a": {"href"}},
                 url_schemes={"http", "https"},
@@ -156,31 +173,28 @@ def summary(raw: str | None, *, is_html: bool, lines: int, chars: int) -> str:
         )
         walker.close()
     else:
-        for line in text.split("\n"):
-            walker._text(line)
-            walker._break()
+        for line in source.split("\n"):
+            walker.add_text(line)
+            walker.line_break()
     out: list[str] = []
     budget = chars
     cut = False
     for pieces in walker.lines:
-        shown = "".join(s for s, _ in pieces).strip()
-        if not shown:
+        if not "".join(shown for shown, _, _ in pieces).strip():
             continue
         if len(out) == lines or budget <= 0:
             cut = True
             break
         line = ""
-        for shown_piece, core in pieces:
-            if len(shown_piece) > budget:
-                words = shown_piece[:budget].rsplit(" ", 1)[0] if " " in shown_piece else ""
-                line += escape(words)
-                budget = 0
+        for piece in pieces:
+            if len(piece[0]) > budget:
+                line += _fit(piece, budget)
                 cut = True
                 break
-            line += core
-            budget -= len(shown_piece)
+            line += piece[1]
+            budget -= len(piece[0])
         out.append(line.strip())
         if cut:
             break
     result = "\n".join(part for part in out if part)
-    return result.rstrip() + " …" if cut and result else result
+    return result + " …" if cut and result else result
