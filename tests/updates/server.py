@@ -31,6 +31,8 @@ class Served:
     etag: bool = True
     last_modified: bool = True
     status: int = 200  # anything else: that status, with a body nobody should see
+    headers: dict[str, str] = field(default_factory=dict)
+    redirect: str | None = None  # answer 302 to this address
     changed: datetime = field(default_factory=lambda: datetime(2026, 11, 1, tzinfo=UTC))
 
 
@@ -52,9 +54,11 @@ class NewsServer:
         etag: bool = True,
         last_modified: bool = True,
         status: int = 200,
+        headers: dict[str, str] | None = None,
+        redirect: str | None = None,
     ) -> None:
         old = self.feeds.get(path)
-        served = Served(body, content_type, etag, last_modified, status)
+        served = Served(body, content_type, etag, last_modified, status, headers or {}, redirect)
         if old is not None and old.body != body:
             # A new version: a later Last-Modified, as a server's clock would say.
             served.changed = datetime.fromtimestamp(old.changed.timestamp() + 60, UTC)
@@ -82,7 +86,10 @@ class NewsServer:
         if served.status != 200:
             answer(served.status)
             return web.Response(status=served.status, text="SECRET-BODY-BYTES <b>oops</b>")
-        headers: dict[str, str] = {}
+        if served.redirect is not None:
+            answer(302)
+            return web.Response(status=302, headers={"Location": served.redirect})
+        headers = dict(served.headers)
         etag = '"' + hashlib.sha256(served.body).hexdigest()[:16] + '"'
         modified = format_datetime(served.changed, usegmt=True)
         if served.etag:

@@ -35,7 +35,7 @@ organiser_rooms = ["console:styrelse"]
 late_grace = "1h"
 
 [fetching]
-allow = ["127.0.0.0/8"]
+allow = {allow}
 
 [[associations]]
 id = "falun"
@@ -147,9 +147,14 @@ def make_settings(
     schedule: str = "0 8 * * mon-fri",
     refresh: str = "15m",
     extra: str = "",
+    allow_loopback: bool = True,
 ) -> RootSettings:
     body = BASE_CONFIG.format(
-        db=tmp_path / "bot.db", schedule=schedule, refresh=refresh, extra=textwrap.dedent(extra)
+        db=tmp_path / "bot.db",
+        schedule=schedule,
+        refresh=refresh,
+        extra=textwrap.dedent(extra),
+        allow='["127.0.0.0/8"]' if allow_loopback else "[]",
     )
     path = tmp_path / "config.toml"
     path.write_text(body + "\n" + feeds, encoding="utf-8")
