@@ -27,6 +27,20 @@ class AdapterState:
             (self.platform, key, value),
         )
 
+    async def with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every key that starts with `prefix`, with its value."""
+        rows = await self._db.fetchall(
+            "SELECT key, value FROM adapter_state WHERE platform = ? AND key LIKE ? ESCAPE '\\'",
+            (self.platform, like_prefix(prefix)),
+        )
+        return {str(k): str(v) for k, v in rows}
+
+    async def delete(self, keys: list[str]) -> None:
+        await self._db.executemany(
+            "DELETE FROM adapter_state WHERE platform = ? AND key = ?",
+            [(self.platform, k) for k in keys],
+        )
+
     async def delete_prefix(self, prefix: str) -> int:
         """Forget every key that starts with `prefix` (state that served its purpose)."""
         return await self._db.execute(

@@ -4,14 +4,21 @@ polls and buttons, edits, deletions, reactions, attachments."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import discord
+
+from bot.adapters.discord.errors import AuthBrake
+from bot.adapters.discord.webhooks import RECORD_TTL, Webhooks
 from bot.core.events import ButtonPressed, PollVoteReceived
 from bot.core.messages import Attachment, Attribution, Button, OutgoingMessage, Poll, PollAnswer
 from bot.core.refs import RoomRef
 from bot.delivery import Target
+from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
+from bot.storage.state import AdapterState
 from tests.discord.botrun import Probe, Running, World, running_bot, settings_for
 from tests.discord.standin import StandIn
 
@@ -78,6 +85,45 @@ async def test_webhook_post_stored_before_a_500_is_not_doubled(
         assert [r.status for r in s.recorded(EXECUTE)] == [500]  # looked, did not resend
         assert len([m for m in s.channel_messages(falun.id) if m.webhook_id]) == 1
         assert run.adapter.webhooks.recovered == 1
+
+
+async def test_webhook_post_answered_but_not_recorded_is_not_doubled_after_a_restart(
+    world: World, tmp_path: Path
+) -> None:
+    # Killed after Discord answered and before the outbox recorded the id, the next
+    # process sends the row again with the same token: the post's record answers for it.
+    s = world.standin
+    falun = world.channels[0]
+    room = RoomRef("discord", str(falun.id))
+    message = OutgoingMessage(text="en gång", attribution=Attribution("Bertil", "Mora"))
+    settings = settings_for(world, tmp_path)
+    async with running_bot(settings) as run:
+        first = await run.adapter.send(room, message, "a1b2c3")
+    async with running_bot(settings) as run:
+        again = await run.adapter.send(room, message, "a1b2c3")
+        assert await run.adapter.webhooks.prune() == 0  # a fresh record stays
+    assert again == first
+    assert len(s.recorded(EXECUTE)) == 1
+    assert len([m for m in s.channel_messages(falun.id) if m.webhook_id]) == 1
+
+
+async def test_webhook_post_records_are_forgotten_after_their_time(tmp_path: Path) -> None:
+    now = discord.utils.utcnow()
+    old = discord.utils.time_snowflake(now - RECORD_TTL - timedelta(hours=1))
+    fresh = discord.utils.time_snowflake(now - RECORD_TTL + timedelta(hours=1))
+    db = await Database.open(tmp_path / "records.db")
+    try:
+        await core_migrations.upgrade(db)
+        state = AdapterState(db, "discord")
+        await state.set("whsend:old:0", f"sent:{old}")
+        await state.set("whsend:old:1", f"try:{old}")
+        await state.set("whsend:fresh:0", f"sent:{fresh}")
+        await state.set("webhook:5", "5:t")
+        assert await Webhooks(state, AuthBrake(), "Samverkan").prune() == 2
+        assert await state.with_prefix("whsend:") == {"whsend:fresh:0": f"sent:{fresh}"}
+        assert await state.get("webhook:5") == "5:t"
+    finally:
+        await db.close()
 
 
 async def test_long_reply_split_and_429_honoured(world: World, tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ plain request per attempt rather than discord.py's webhook client, which resends
 5xx: Discord may have stored the message before failing, and a webhook has no nonce.
 So every attempt is recorded first, and a retry looks in the channel's history for a
 message of this webhook with this content before sending again: only among messages after
-our last post in the channel, so that the same words said twice are two posts.
+our last post in the channel, so that the same words said twice are two posts. Once sent,
+a part's record says so (`sent:<id>`) and is kept for RECORD_TTL, not dropped when `post`
+returns: the delivery records the message id only after that, and a process killed in
+between retries the post at its next start.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -30,6 +34,11 @@ log = logging.getLogger(__name__)
 _RESERVED: Final = re.compile(r"(discord|clyde)", re.IGNORECASE)
 _USERNAME_MAX: Final = 80
 NO_MENTIONS: Final = discord.AllowedMentions.none().to_dict()
+# How long a post's records are kept: longer than a bot is plausibly down between a post
+# and its retry, and shorter than the outbox remembers a finished delivery (60 days), after
+# which its key, and so its token, may recur and must find no record.
+RECORD_TTL: Final = timedelta(days=14)
+_PRUNE_EVERY: Final = 3600.0  # seconds between prunings while running
 
 
 def safe_username(label: str) -> str:
@@ -63,11 +72,25 @@ class Webhooks:
         self.sent = 0
         self.recovered = 0
         self._last: dict[int, int] = {}  # channel id -> our last post through its webhook
+        self._pruned_at = 0.0  # time.monotonic() of the last pruning
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         raw = await self._state.get("webhook_ids")
         self.own_ids = {int(i) for i in json.loads(raw)} if raw else set()
+        await self.prune()
+
+    async def prune(self) -> int:
+        """Forget the records of posts older than RECORD_TTL; how many went. Each record
+        holds a snowflake (the marker or the message id), and so its age."""
+        self._pruned_at = time.monotonic()
+        cutoff = discord.utils.time_snowflake(discord.utils.utcnow() - RECORD_TTL)
+        records = await self._state.with_prefix("whsend:")
+        old = [k for k, v in records.items() if _record_id(v) < cutoff]
+        if old:
+            await self._state.delete(old)
+            log.info("forgot %d webhook post record(s) older than %s", len(old), RECORD_TTL)
+        return len(old)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -121,6 +144,8 @@ class Webhooks:
     ) -> list[int]:
         """Post `parts` through the channel's webhook (into `thread`, one of the
         channel's threads, if given); the ids of the messages."""
+        if time.monotonic() - self._pruned_at > _PRUNE_EVERY:
+            await self.prune()
         hook = await self.hook(client, channel_id)
         where = thread or channel_id  # where the posts land, and where to look for them
         name = safe_username(username)
@@ -146,14 +171,12 @@ class Webhooks:
                 last = i == len(parts) - 1
                 done = await self._execute(channel_id, hook, body, uploads if last else [], thread)
                 await self._posted(where, done)
-                if not last:
-                    # The last part's record goes right below; a crash before that
-                    # finds the post in the history after the marker.
-                    await self._state.set(key, f"sent:{done}")
+                # Kept after `post` returns, the last part's too: the delivery records
+                # the id only then, and a kill in between retries with this token. A
+                # crash before this line finds the post in the history after the marker.
+                await self._state.set(key, f"sent:{done}")
                 self.sent += 1
             posted.append(done)
-        # Every part is out: the per-part records have served their purpose.
-        await self._state.delete_prefix(f"whsend:{token}:")
         return posted
 
     async def _last_post(self, channel_id: int) -> int:
@@ -183,6 +206,9 @@ class Webhooks:
             return None
         kind, _, value = record.partition(":")
         if kind == "sent":
+            # Posted by an earlier attempt: a part before one that failed, or a post whose
+            # id did not reach the outbox before the process died.
+            log.info("webhook post %s was sent already as %s: not sent again", key, value)
             return int(value)
         async with boundary(self._brake):
             history = await client.http.logs_from(channel_id, 100, after=int(value))
@@ -281,6 +307,12 @@ class Webhooks:
         if status in (401, 403):
             self._brake.record(status)
         raise PermanentSendError(f"Discord answered {status} (code {code}) to a webhook post")
+
+
+def _record_id(record: str) -> int:
+    """The snowflake of a `try:<marker>` or `sent:<message id>` record; 0 if unreadable."""
+    value = record.partition(":")[2]
+    return int(value) if value.isdigit() else 0
 
 
 def _in_thread(thread: int | None) -> dict[str, str]:
