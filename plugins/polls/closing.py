@@ -79,6 +79,11 @@ class Closer:
         self, poll: PollRecord, at: datetime, *, by_command: bool, late: bool = False
     ) -> bool:
         """Step 1; False if the poll was not open."""
+        # Only platforms that report votes late (Discord's final voter list, a Matrix
+        # catch-up) need the wait; a console-only poll is counted at once, so that a
+        # demo's `poll close` shows its results before the input ends.
+        remote = any(room.platform != "console" for room in poll.rooms)
+        settle = self.settings.settle if remote else timedelta(0)
         async with self.voting.lock(poll.id), self.store.db.transaction():
             if not await self.store.begin_close(poll.id, at):
                 return False
@@ -94,12 +99,15 @@ class Closer:
                 await self.ctx.scheduler.cancel(job_key(DEADLINE_JOB, poll.id))
             await self.ctx.scheduler.at(
                 job_key(TALLY_JOB, poll.id),
-                max(at, self.ctx.clock.now()) + self.settings.settle,
+                max(at, self.ctx.clock.now()) + settle,
                 TALLY_JOB,
                 {"poll": poll.id, "late": late},
                 grace=FOREVER,
             )
-        log.info("poll %d ended; counting in %s", poll.id, self.settings.settle)
+        log.info("poll %d ended; counting in %s", poll.id, settle)
+        if not settle:
+            # The scheduled count stays as the fallback should this one fail.
+            await self.count(poll.id, late=late)
         return True
 
     async def count(self, poll_id: int, *, late: bool = False) -> bool:

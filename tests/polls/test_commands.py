@@ -225,3 +225,15 @@ async def test_a_poll_closes_at_its_deadline(bot: Bot) -> None:
     assert bot.texts("mora")[-2].startswith("Omröstning 1 (Snart?) är stängd")
     assert bot.last("mora").startswith("📊 Resultat för omröstning 1: Snart?")
     assert "(försenat)" not in bot.last("mora")
+
+
+async def test_a_console_only_poll_is_counted_at_once_when_closed(bot: Bot) -> None:
+    # No platform of its rooms reports votes late: no wait before the count, so a demo's
+    # `poll close` shows the results before the input ends.
+    await bot.say("mora", "anna", '!omröstning ny "Fika?" "Ja" "Nej"')
+    await bot.say("mora", "bo", "!rösta 1 1")
+    await bot.say("mora", "anna", "!omröstning stäng 1")
+    results = [t for t in bot.texts("mora") if t.startswith("📊 Resultat för omröstning 1")]
+    assert len(results) == 1 and "1. Ja: 1 (100 %)" in results[0]
+    await bot.advance(timedelta(seconds=10))
+    assert len([t for t in bot.texts("mora") if t.startswith("📊 Resultat")]) == 1
