@@ -4,12 +4,14 @@ Every event an adapter hands over ends here. Text that starts with the adapter's
 is a command; everything else goes to the plugins' `@on` handlers. Permissions are
 checked on every call, in our code. A user's mistake gets a reply in their language
 naming what is wrong; our own failure gets a logged traceback and a short apology.
+A database that cannot be written (`StorageUnavailable`) is neither: it goes back to the
+adapter, which does not count the event as handled and hands it over again later.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,7 @@ from bot.core.permissions import Level
 from bot.core.refs import MessageRef, RoomRef, UserRef
 from bot.core.text import ECHO_LIMIT, shorten
 from bot.delivery import Delivery
+from bot.storage.health import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 # associations, the choices), kept whole up to a generous bound.
 _ECHOED = frozenset({"value", "name", "group"})
 _LIST_LIMIT = 1000
+# Events whose handlers were cut short by a storage failure, remembered to be resumed.
+_PARTLY_DONE_MAX = 10_000
 
 CommandHandler = Callable[["CommandCall"], Awaitable[None]]
 EventHandler = Callable[[Any], Awaitable[None]]
@@ -91,6 +96,7 @@ class Dispatcher:
         self._associations = associations
         self._tz = timezone
         self._is_organiser = is_organiser
+        self._partly_done: OrderedDict[str, set[str]] = OrderedDict()
 
     # -- registration -------------------------------------------------------------------
 
@@ -134,14 +140,26 @@ class Dispatcher:
         ):
             await self._text_command(event, prefix)
             return
+        # Handlers that finished before a storage failure are not run again when the
+        # adapter hands the event over again: each plugin's writes are its own.
+        name = f"{event.room.platform}:{event.event_id}"
+        done = self._partly_done.pop(name, set())
         for event_type in type(event).__mro__:
             for owner, fn in list(self._events.get(event_type, ())):
+                if owner in done:
+                    continue
                 try:
                     await fn(event)
+                except StorageUnavailable:
+                    self._partly_done[name] = done
+                    while len(self._partly_done) > _PARTLY_DONE_MAX:
+                        self._partly_done.popitem(last=False)
+                    raise
                 except Exception:
                     log.exception(
                         "plugin %s failed on %s %s", owner, type(event).__name__, event.event_id
                     )
+                done.add(owner)
 
     async def _text_command(self, event: MessageReceived, prefix: str) -> None:
         language = self._associations.language_for(event.room)
@@ -226,6 +244,8 @@ class Dispatcher:
             await handler(call)
         except UserError as err:
             await call.reply(self._error_text(err, language, prefix), ephemeral=True)
+        except StorageUnavailable:
+            raise
         except Exception:
             log.exception("command %s from %s in %s failed", spec.name, sender.user, room)
             await call.reply(call.t("error.internal"), ephemeral=True)

@@ -16,6 +16,11 @@ neither is anything after it in its lane, so two processes on one database by mi
 (the instance lock should keep them apart) still send each row once and in order. The
 claim is a lease, renewed on an attempt only when less than half of it is left, so the
 usual post costs one insert and one update.
+
+While the database cannot be written (`StorageUnavailable`) a lane keeps its place: a
+post that went out but could not be recorded is recorded later, never sent again by
+this process. A platform still connecting is *held*: its lanes wait, untried, until it
+is released (`hold`, `release`), so that nothing fails for good because it came early.
 """
 
 from __future__ import annotations
@@ -26,30 +31,33 @@ import logging
 import random
 import secrets
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Final
 
 from bot.core.clock import Clock
 from bot.core.errors import PermanentSendError, TransientSendError
-from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
-from bot.core.refs import MessageRef, RoomRef
-from bot.delivery_actions import perform
+from bot.core.refs import RoomRef
+from bot.delivery_actions import AttemptObserver, observed
+from bot.delivery_api import DeliveryApi
 from bot.outbox import FAILED, PENDING, SENT, LaneHealth, Outbox, Row, Target, token_for
 from bot.storage.database import Database
+from bot.storage.health import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 # An unexpected exception from an adapter is our bug or theirs: retried a few times in
 # case it was passing, then given up with the traceback in the log.
 _MAX_UNEXPECTED: Final = 5
+# How soon a lane tries again after the database refused a write.
+STORAGE_RETRY: Final = 2.0
 
 __all__ = ["FAILED", "PENDING", "SENT", "Delivery", "LaneHealth", "Target", "token_for"]
 
 
-class Delivery:
+class Delivery(DeliveryApi):
     def __init__(
         self,
         db: Database,
@@ -95,46 +103,11 @@ class Delivery:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
+        self._held_platforms: set[str] = set()
+        self._parked: dict[str, str] = {}  # lane -> the held platform it waits for
+        self.on_attempt: AttemptObserver | None = None
 
     # -- submitting ------------------------------------------------------------------
-
-    async def send(
-        self, key: str, room: RoomRef, message: OutgoingMessage, *, lane: str | None = None
-    ) -> bool:
-        """Queue a post. Returns False if the key was already known (nothing queued)."""
-        return await self._submit(key, "send", room, None, message.to_json(), lane)
-
-    async def edit(
-        self,
-        key: str,
-        target: Target,
-        room: RoomRef,
-        message: OutgoingMessage,
-        *,
-        lane: str | None = None,
-    ) -> bool:
-        return await self._submit(key, "edit", room, target, message.to_json(), lane)
-
-    async def delete(
-        self, key: str, target: Target, room: RoomRef, *, lane: str | None = None
-    ) -> bool:
-        return await self._submit(key, "delete", room, target, None, lane)
-
-    async def react(
-        self, key: str, target: Target, room: RoomRef, emoji: str, *, lane: str | None = None
-    ) -> bool:
-        return await self._submit(key, "react", room, target, emoji, lane)
-
-    async def close_poll(
-        self,
-        key: str,
-        target: Target,
-        room: RoomRef,
-        message: OutgoingMessage,
-        *,
-        lane: str | None = None,
-    ) -> bool:
-        return await self._submit(key, "close_poll", room, target, message.to_json(), lane)
 
     async def _submit(
         self,
@@ -162,25 +135,6 @@ class Delivery:
         # not send what a rollback takes back.
         self._db.after_commit(queued)
         return True
-
-    # -- looking up ------------------------------------------------------------------
-
-    async def status(self, key: str) -> str | None:
-        return await self._outbox.status(key)
-
-    async def message_ref(self, key: str) -> MessageRef | None:
-        return await self._outbox.message_ref(key)
-
-    async def key_for(self, ref: MessageRef) -> str | None:
-        """The delivery key that posted `ref`, if we posted it."""
-        return await self._outbox.key_for(ref)
-
-    async def health(self) -> list[LaneHealth]:
-        return await self._outbox.health()
-
-    async def purge(self, before: datetime) -> int:
-        """Forget finished deliveries older than `before` (their keys may then recur)."""
-        return await self._outbox.purge(before)
 
     # -- running ---------------------------------------------------------------------
 
@@ -233,6 +187,18 @@ class Delivery:
             log.info("%s is back: retrying %d waiting lane(s) now", platform, len(lanes))
         return len(lanes)
 
+    def hold(self, platform: str) -> None:
+        """Try nothing for `platform` until `release`: it is still connecting."""
+        self._held_platforms.add(platform)
+
+    def release(self, platform: str) -> None:
+        """`platform` is ready: its lanes go now."""
+        self._held_platforms.discard(platform)
+        lanes = [lane for lane, p in self._parked.items() if p == platform]
+        for lane in lanes:
+            del self._parked[lane]
+            self._wake(lane)
+
     def _wake(self, lane: str) -> None:
         if self._stopping:
             return
@@ -253,6 +219,12 @@ class Delivery:
                     if waker.is_set():
                         continue  # queued while the database was read
                     return
+                platform = row.room.partition(":")[0]
+                if platform in self._held_platforms:
+                    self._parked[lane] = platform
+                    self._settle()
+                    await waker.wait()
+                    continue
                 wait = self._not_before.get(lane, 0.0) - asyncio.get_running_loop().time()
                 if wait > 0:
                     # Held up by a retry: other lanes go on; new work in this lane waits
@@ -270,6 +242,11 @@ class Delivery:
                 await self._attempt(lane, row)
         except asyncio.CancelledError:
             raise
+        except StorageUnavailable:
+            # Reading or claiming failed (logged once by the database): the lane is
+            # started again, in its place, after a while.
+            if not self._stopping:
+                asyncio.get_running_loop().call_later(STORAGE_RETRY, self._wake, lane)
         except Exception:
             log.exception("delivery lane %s stopped by an unexpected error", lane)
         finally:
@@ -343,7 +320,9 @@ class Delivery:
         try:
             if adapter is None:
                 raise PermanentSendError(f"the {room.platform} adapter is not enabled")
-            message_id = await perform(self._outbox, adapter, row, room)
+            message_id = await observed(self._outbox, adapter, row, room, self.on_attempt)
+        except StorageUnavailable:
+            raise  # resolving a target read the database: the lane waits, nothing sent
         except TransientSendError as exc:
             if exc.retry_after is None:
                 self._backing_off[lane] = room.platform
@@ -386,7 +365,9 @@ class Delivery:
         fresh = self._fresh.get(lane)
         if fresh and fresh[0].id == rowid:
             fresh[0] = replace(fresh[0], attempts=attempts + 1, next_attempt=now + delay)
-        if not await self._outbox.record_retry(rowid, attempts + 1, now + delay, error):
+        if not await self._persist(
+            lambda: self._outbox.record_retry(rowid, attempts + 1, now + delay, error)
+        ):
             self._lost(lane, rowid, key)
 
     async def _finish(
@@ -399,7 +380,9 @@ class Delivery:
         error: str | None,
     ) -> None:
         now = self._clock.now().timestamp()
-        if not await self._outbox.finish(rowid, status, message_id, error, now):
+        if not await self._persist(
+            lambda: self._outbox.finish(rowid, status, message_id, error, now)
+        ):
             self._lost(lane, rowid, key)
         self._backing_off.pop(lane, None)
         fresh = self._fresh.get(lane)
@@ -407,6 +390,17 @@ class Delivery:
             fresh.popleft()
             if not fresh:
                 del self._fresh[lane]
+
+    async def _persist(self, write: Callable[[], Awaitable[bool]]) -> bool:
+        """Record what became of an attempt, however long the database refuses: the
+        post is not made again, and the lane waits (in order) until it is recorded."""
+        while True:
+            try:
+                return await write()
+            except StorageUnavailable:
+                if self._stopping:
+                    raise  # left pending: the next process tries it (tokens dedupe)
+                await asyncio.sleep(STORAGE_RETRY)
 
     def _lost(self, lane: str, rowid: int, key: str) -> None:
         """Our lease on a row ran out during an attempt and another instance took it:

@@ -6,11 +6,44 @@ does with a platform can be read each on their own.
 
 from __future__ import annotations
 
-from bot.core.errors import PermanentSendError
+import time
+from collections.abc import Callable
+
+from bot.core.errors import PermanentSendError, TransientSendError
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
 from bot.core.refs import RoomRef
 from bot.outbox import Outbox, Row, Target, token_for
+from bot.storage.health import StorageUnavailable
+
+# (platform, outcome, seconds the adapter took), outcome one of sent, transient,
+# permanent, unexpected: for metrics.
+AttemptObserver = Callable[[str, str, float], None]
+
+
+async def observed(
+    outbox: Outbox, adapter: Adapter, row: Row, room: RoomRef, observer: AttemptObserver | None
+) -> str | None:
+    """`perform`, its outcome and time told to `observer` (a database that could not
+    be read is no attempt: nothing went to the platform)."""
+    began = time.perf_counter()
+    outcome: str | None = "unexpected"
+    try:
+        result = await perform(outbox, adapter, row, room)
+        outcome = "sent"
+        return result
+    except StorageUnavailable:
+        outcome = None
+        raise
+    except TransientSendError:
+        outcome = "transient"
+        raise
+    except PermanentSendError:
+        outcome = "permanent"
+        raise
+    finally:
+        if observer is not None and outcome is not None:
+            observer(room.platform, outcome, time.perf_counter() - began)
 
 
 async def perform(outbox: Outbox, adapter: Adapter, row: Row, room: RoomRef) -> str | None:

@@ -225,6 +225,14 @@ class Outbox:
         )
         return [LaneHealth(str(r[0]), int(r[1]), r[2]) for r in rows]
 
+    async def pending_by_room(self) -> list[tuple[str, int, float]]:
+        """(room, rows pending, the oldest one's creation time) for every room."""
+        rows = await self._db.fetchall(
+            "SELECT room, COUNT(*), MIN(created_at) FROM outbox WHERE status = ? GROUP BY room",
+            (PENDING,),
+        )
+        return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
+
     async def purge(self, before: datetime) -> int:
         return await self._db.execute(
             "DELETE FROM outbox WHERE status <> ? AND done_at < ?", (PENDING, before.timestamp())

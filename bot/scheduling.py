@@ -5,7 +5,9 @@ stored first, then the waker is armed for the earliest pending row. When woken, 
 row runs: on time, or *late* (marked, so the post can say so) if it fell due while the bot
 was down but within the grace period; beyond the grace it is reported once to organisers
 instead. A handler runs at least once; the posts it makes are keyed, so a rerun after a
-crash posts nothing twice. Time comes from an injected clock.
+crash posts nothing twice. Time comes from an injected clock. While the database cannot
+be written (`StorageUnavailable`) a due row stays pending and the run is tried again a
+little later, so a job is neither dropped nor marked failed for a full disk.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock
 from bot.storage.database import Database, like_prefix
+from bot.storage.health import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ DONE: Final = "done"
 MISSED: Final = "missed"
 FAILED: Final = "failed"
 _REARM_DELAY: Final = 0.05
+STORAGE_RETRY: Final = 5.0  # seconds before due rows the database refused run again
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +152,8 @@ class Scheduler:
         self._running = False
         self._rearm_pending = False
         self._rearm_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._retry_timer: asyncio.TimerHandle | None = None
 
     # -- registration (by the plugin loader) -------------------------------------------
 
@@ -274,8 +279,9 @@ class Scheduler:
 
     def shutdown(self) -> None:
         self._running = False
-        if self._rearm_timer is not None:
-            self._rearm_timer.cancel()
+        for timer in (self._rearm_timer, self._retry_timer):
+            if timer is not None:
+                timer.cancel()
         for task in self._tasks:
             task.cancel()
         self._waker.shutdown()
@@ -311,8 +317,28 @@ class Scheduler:
         if self._running:
             self._waker.arm(when, self.run_due)
 
+    @property
+    def running(self) -> bool:
+        return self._running
+
     async def run_due(self) -> int:
         """Run every pending row whose time has come; returns how many were handled."""
+        try:
+            return await self._run_due()
+        except StorageUnavailable:
+            # The row in hand stays pending (its handler's keyed posts make a rerun
+            # harmless): the run is tried again once a while has passed.
+            if self._running:
+                loop = asyncio.get_running_loop()
+                self._retry_timer = loop.call_later(STORAGE_RETRY, self._spawn_run)
+            return 0
+
+    def _spawn_run(self) -> None:
+        task = asyncio.ensure_future(self.run_due())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_due(self) -> int:
         async with self._run_lock:
             handled = 0
             now = self._clock.now()
@@ -355,6 +381,8 @@ class Scheduler:
             status = MISSED
             try:
                 await self._on_missed(MissedJob(key, owner, name, data, due))
+            except StorageUnavailable:
+                raise
             except Exception:
                 log.exception("could not report the missed job %s", key)
         else:
@@ -362,6 +390,8 @@ class Scheduler:
             try:
                 await fn(run)
                 status = DONE
+            except StorageUnavailable:
+                raise
             except Exception:
                 log.exception("job %s (%s.%s) failed", key, owner, name)
                 status = FAILED

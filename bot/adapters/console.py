@@ -25,10 +25,12 @@ from bot.core.plain import to_plain
 from bot.core.platform import AdapterHost
 from bot.core.refs import MessageRef, RoomRef, UserRef
 from bot.core.text import for_terminal
+from bot.storage.health import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 _LINE = re.compile(r"^#([\w-]+)\s+([\w.-]+):\s?(.*)$")
+STORAGE_RETRY = 2.0  # seconds before a line the database could not take is tried again
 
 
 def _text(message: OutgoingMessage) -> str:
@@ -154,10 +156,20 @@ class ConsoleAdapter:
             ref=MessageRef(room, msg_id),
             text=text,
         )
-        try:
-            await self._host.handle(event)
-        except Exception:
-            log.exception("handling console line failed")
+        while True:
+            try:
+                await self._host.handle(event)
+            except StorageUnavailable:
+                # The line has no other copy: it is kept and tried again (the lines
+                # behind it wait) until the database can be written.
+                if self._stopped.is_set():
+                    log.warning("stopping with a console line the database did not take")
+                    return
+                await asyncio.sleep(STORAGE_RETRY)
+                continue
+            except Exception:
+                log.exception("handling console line failed")
+            break
         self._handled += 1
 
     async def stop_receiving(self) -> None:

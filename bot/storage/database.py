@@ -3,6 +3,10 @@
 One connection, WAL, foreign keys, a busy timeout. Statements use `?` placeholders and
 portable SQL (`INSERT ... ON CONFLICT`, no SQLite-only functions) so that a PostgreSQL
 backend can serve the same code. Writes that belong together go in `transaction()`.
+
+A write that fails because the disk is full or failing raises `StorageUnavailable`
+(see `bot.storage.health`), never a bare `sqlite3.OperationalError`: callers hold their
+work and do it again later, and `health` says whether writes succeed now.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from typing import Any, Final
 import aiosqlite
 
 from bot.storage.checks import DatabaseOpenError, check_before_open, os_reason, sqlite_reason
+from bot.storage.health import StorageHealth, StorageUnavailable, is_outage
 
 log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
+
+__all__ = ["Database", "DatabaseOpenError", "Row", "StorageUnavailable", "like_prefix"]
 
 
 # `PRAGMA quick_check` reads every page: 0.12 s for 100 MB from the page cache, 1.8 s
@@ -73,6 +80,7 @@ class Database:
         self._lock = asyncio.Lock()
         self._in_tx: asyncio.Task[Any] | None = None
         self._on_commit: list[Callable[[], None]] = []
+        self.health = StorageHealth()
 
     @classmethod
     async def open(cls, path: str | Path, *, allow_empty: bool = False) -> Database:
@@ -132,15 +140,20 @@ class Database:
         async with self._lock:
             self._in_tx = asyncio.current_task()
             self._on_commit = []
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self
-            except BaseException:
-                self._on_commit = []
-                await self._conn.execute("ROLLBACK")
-                raise
-            else:
-                await self._conn.execute("COMMIT")
+                async with self._outages():
+                    await self._conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self
+                        await self._conn.execute("COMMIT")
+                    except BaseException:
+                        self._on_commit = []
+                        # SQLite takes a transaction back itself on some failures (a
+                        # full disk at COMMIT, say): a second ROLLBACK would raise and
+                        # hide the first error.
+                        if self._conn.in_transaction:
+                            await self._conn.execute("ROLLBACK")
+                        raise
                 callbacks, self._on_commit = self._on_commit, []
                 for callback in callbacks:
                     callback()
@@ -148,11 +161,31 @@ class Database:
                 self._in_tx = None
 
     @asynccontextmanager
+    async def _outages(self) -> AsyncIterator[None]:
+        """A full or failing disk becomes `StorageUnavailable`; a write that goes
+        through tells `health` that writing works (again)."""
+        before = self._conn.total_changes
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if is_outage(exc):
+                raise self.health.failed(exc) from exc
+            raise
+        if self._conn.total_changes != before:
+            self.health.wrote()
+
+    @asynccontextmanager
     async def _statement(self) -> AsyncIterator[None]:
         if self._owns_tx():
-            yield
+            # Inside a transaction its COMMIT says whether the writes went through.
+            try:
+                yield
+            except sqlite3.Error as exc:
+                if is_outage(exc):
+                    raise self.health.failed(exc) from exc
+                raise
         else:
-            async with self._lock:
+            async with self._lock, self._outages():
                 yield
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:

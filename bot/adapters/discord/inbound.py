@@ -5,6 +5,8 @@ edits, deletions, reactions, interactions, and catch-ups. The last handled messa
 each channel is stored in the adapter state after `host.handle` returned; after a
 restart or a session that could not be resumed, the channel's history after that id is
 read, in order, before the next live message, so nothing is lost or handled twice.
+While the database cannot be written, a channel's worker keeps the item in hand and
+tries it again (the items behind it wait): its last id does not move.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from bot.core.messages import Attachment
 from bot.core.plain import to_plain
 from bot.core.platform import AdapterHost
 from bot.core.refs import MessageRef, RoomRef, UserRef
+from bot.storage.health import StorageUnavailable
 from bot.storage.state import AdapterState
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,8 @@ _CHANNELS_KEY: Final = "channels"
 _THREADS_KEY: Final = "threads"
 # Discord archives a thread after at most a week without messages.
 _THREAD_QUIET: Final = timedelta(days=8)
+# How soon an item the database could not take is tried again.
+STORAGE_RETRY: Final = 2.0
 Fetch = Callable[[int, int, int], Awaitable[list[discord.Message]]]
 OwnCheck = Callable[[discord.Message], bool]
 
@@ -156,6 +161,9 @@ class Inbound:
         self.caught_up = 0
         self._closed = False  # stopping: no new messages are taken
         self._finishing = False  # stopping: workers end after the item in hand
+        # Handled, but the mark that says so could not be written yet: not handed over
+        # again when the item is retried.
+        self._unmarked: set[str] = set()
 
     async def load(self, configured: list[int]) -> None:
         raw = await self._state.get(_CHANNELS_KEY)
@@ -266,14 +274,15 @@ class Inbound:
                 queue.task_done()
                 return
             try:
-                if item.kind == "adopt" and item.parent is not None:
-                    await self._adopt(channel_id, item.parent)
-                if item.kind == "catchup" or channel_id in self._needs_catch_up:
-                    await self._catch_up(channel_id)
-                if item.kind == "message" and item.message is not None:
-                    await self._handle_message(item.message)
-                elif item.kind == "event" and item.event is not None:
-                    await self._handle_event(item.event, item.seen_key)
+                while True:
+                    try:
+                        await self._item(channel_id, item)
+                        break
+                    except StorageUnavailable:
+                        # Logged once by the database; the channel waits, in order.
+                        if self._finishing:
+                            break  # stopping: read from history at the next start
+                        await asyncio.sleep(STORAGE_RETRY)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -281,13 +290,26 @@ class Inbound:
             finally:
                 queue.task_done()
 
+    async def _item(self, channel_id: int, item: _Item) -> None:
+        if item.kind == "adopt" and item.parent is not None:
+            await self._adopt(channel_id, item.parent)
+        if item.kind == "catchup" or channel_id in self._needs_catch_up:
+            await self._catch_up(channel_id)
+        if item.kind == "message" and item.message is not None:
+            await self._handle_message(item.message)
+        elif item.kind == "event" and item.event is not None:
+            await self._handle_event(item.event, item.seen_key)
+
     async def _handle_event(self, event: InboundEvent, seen_key: str | None) -> None:
         assert self.host is not None
         if seen_key is not None and await self._state.seen(seen_key):
             return
-        await self.host.handle(event)
+        if seen_key is None or seen_key not in self._unmarked:
+            await self.host.handle(event)
         if seen_key is not None:
+            self._unmarked.add(seen_key)
             await self._state.mark_seen(seen_key, self._clock.now())
+            self._unmarked.discard(seen_key)
 
     async def last_id(self, channel_id: int) -> int | None:
         if channel_id not in self._last:
@@ -309,14 +331,19 @@ class Inbound:
         event = message_event(message, self.parents.get(channel_id))
         if await self._state.seen(event.event_id):
             return
-        try:
-            await self.host.handle(event)
-        except Exception:
-            log.exception("handling message %s failed", message.id)
-        self.handled += 1
+        if event.event_id not in self._unmarked:
+            try:
+                await self.host.handle(event)
+            except StorageUnavailable:
+                raise  # not handled: the worker tries it again, the last id stays
+            except Exception:
+                log.exception("handling message %s failed", message.id)
+            self.handled += 1
         # Only now is it handled: a crash before this line sees it again after restart.
+        self._unmarked.add(event.event_id)
         await self._state.mark_seen(event.event_id, self._clock.now())
         await self._state.set(f"last:{channel_id}", str(message.id))
+        self._unmarked.discard(event.event_id)
         self._last[channel_id] = message.id
         if channel_id not in self._known:
             self._known.add(channel_id)

@@ -22,11 +22,14 @@ from nio import (
     UploadFilterResponse,
 )
 
+from bot.storage.health import StorageUnavailable
 from bot.storage.state import AdapterState
 
 log = logging.getLogger(__name__)
 
 SYNC_RETRY_MAX: Final = 10.0
+# How soon a batch the database could not take is tried again.
+STORAGE_RETRY: Final = 2.0
 
 TOKEN_KEY: Final = "sync_token"
 TIMELINE_LIMIT: Final = 200
@@ -162,7 +165,12 @@ class SyncLoop:
                         # last batch queued have reached the database: one turn of the
                         # loop lets their delivery lanes go first.
                         await asyncio.sleep(0)
-                        await self.save()
+                        try:
+                            await self.save()
+                        except StorageUnavailable:
+                            # Still due: saved after a later batch. Until then a restart
+                            # replays from the older position and drops the repeats.
+                            log.debug("the Matrix sync position could not be saved yet")
                     await asyncio.wait({request, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                     if not request.done():
                         return
@@ -189,6 +197,14 @@ class SyncLoop:
                 try:
                     await self._handle(answer)
                     await self._keys()
+                except StorageUnavailable:
+                    # The database cannot be written (logged once, by the database): the
+                    # position stays, and the same batch is handled again, soon, without
+                    # what this run already handled; the homeserver is fine.
+                    failures += 1
+                    self._catching_up = True
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopped.wait(), STORAGE_RETRY)
                 except Exception as exc:
                     # The position did not move: the same events come again, and those
                     # already handled are dropped as repeats.
