@@ -18,10 +18,24 @@ from zoneinfo import ZoneInfo
 
 from bot.core.errors import UserError
 from bot.core.permissions import Level
-from bot.core.timeparse import parse_duration, parse_local_time
+from bot.core.timeparse import (
+    LONGEST_DURATION,
+    SHORTEST_DURATION,
+    OutOfRangeError,
+    format_duration,
+    parse_duration,
+    parse_local_time,
+)
 
 # Characters a text command may hold: a poll of 20 long answers fits with room to spare.
 COMMAND_LIMIT: Final = 4000
+# The database's integers (signed 64 bits): a parameter that goes to the database
+# unchecked declares `maximum=LARGEST_INTEGER`, so a larger one gets a reply, not an
+# error deep in SQLite.
+SMALLEST_INTEGER: Final = -(2**63)
+LARGEST_INTEGER: Final = 2**63 - 1
+
+Bound = int | timedelta | None
 
 
 class Kind(enum.Enum):
@@ -44,6 +58,9 @@ class Param:
     variadic: bool = False  # takes every remaining positional word
     choices: tuple[str, ...] = ()
     autocomplete: bool = False
+    # The range an INTEGER (int) or DURATION (timedelta) must lie in; None: the kind's.
+    minimum: Bound = None
+    maximum: Bound = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +69,8 @@ class Flag:
     kind: Kind = Kind.BOOL
     sv_name: str | None = None
     choices: tuple[str, ...] = ()
+    minimum: Bound = None
+    maximum: Bound = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +172,17 @@ class CommandRegistry:
 
 
 def convert(
-    kind: Kind, raw: object, ctx: ParseContext, *, name: str, choices: tuple[str, ...] = ()
+    kind: Kind,
+    raw: object,
+    ctx: ParseContext,
+    *,
+    name: str,
+    choices: tuple[str, ...] = (),
+    minimum: Bound = None,
+    maximum: Bound = None,
 ) -> Any:
-    """Turn a raw argument (text, or an already typed Discord option value) into its type."""
+    """Turn a raw argument (text, or an already typed Discord option value) into its type;
+    a number or a duration outside its range is a UserError that says the range."""
     text = str(raw).strip()
     try:
         if kind is Kind.STRING:
@@ -163,11 +190,27 @@ def convert(
                 raise UserError("error.empty_argument", name=name)
             return text
         if kind is Kind.INTEGER:
-            return int(raw) if isinstance(raw, int) else int(text)
+            number = raw if isinstance(raw, int) and not isinstance(raw, bool) else int(text)
+            if minimum is None and maximum is None:
+                return number  # the command judges it (an id past any stored is "not found")
+            low = SMALLEST_INTEGER if minimum is None else minimum
+            high = LARGEST_INTEGER if maximum is None else maximum
+            return _in_range(number, low, high, name=name, text=text)
         if kind is Kind.DURATION:
-            return raw if isinstance(raw, timedelta) else parse_duration(text)
+            low = SHORTEST_DURATION if minimum is None else minimum
+            high = LONGEST_DURATION if maximum is None else maximum
+            try:
+                length = raw if isinstance(raw, timedelta) else parse_duration(text)
+            except OutOfRangeError:
+                length = None  # well written, but longer than any duration we take
+            return _in_range(length, low, high, name=name, text=text)
         if kind is Kind.TIME:
-            return parse_local_time(text, ctx.timezone)
+            try:
+                return parse_local_time(text, ctx.timezone)
+            except OutOfRangeError as exc:
+                raise UserError(
+                    "error.out_of_range", name=name, value=text, low=exc.low, high=exc.high
+                ) from None
         if kind is Kind.NUMBERS:
             numbers = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
             if not numbers:
@@ -188,6 +231,15 @@ def convert(
     except ValueError:
         raise UserError(f"error.bad_{kind.value}", name=name, value=text) from None
     raise AssertionError(kind)
+
+
+def _in_range(value: Any, low: Any, high: Any, *, name: str, text: str) -> Any:
+    """`value` if `low <= value <= high`; otherwise a UserError naming the range. None
+    stands for a value past every range."""
+    if value is not None and low <= value <= high:
+        return value
+    shown = [format_duration(b) if isinstance(b, timedelta) else str(b) for b in (low, high)]
+    raise UserError("error.out_of_range", name=name, value=text, low=shown[0], high=shown[1])
 
 
 def parse_associations(text: str, known: frozenset[str]) -> tuple[str, ...]:
@@ -275,13 +327,9 @@ def bind_values(
             values, rest = rest, []
             if param.required and not values:
                 raise UserError("error.missing_argument", name=param.name, usage=spec)
-            args[param.name] = tuple(
-                convert(param.kind, v, ctx, name=param.name, choices=param.choices) for v in values
-            )
+            args[param.name] = tuple(_convert_param(param, v, ctx) for v in values)
         elif rest:
-            args[param.name] = convert(
-                param.kind, rest.pop(0), ctx, name=param.name, choices=param.choices
-            )
+            args[param.name] = _convert_param(param, rest.pop(0), ctx)
         elif param.required:
             raise UserError("error.missing_argument", name=param.name, usage=spec)
         else:
@@ -291,8 +339,26 @@ def bind_values(
     for flag in spec.flags:
         if flag.name in raw_flags:
             args[flag.name] = convert(
-                flag.kind, raw_flags[flag.name], ctx, name=flag.name, choices=flag.choices
+                flag.kind,
+                raw_flags[flag.name],
+                ctx,
+                name=flag.name,
+                choices=flag.choices,
+                minimum=flag.minimum,
+                maximum=flag.maximum,
             )
         else:
             args[flag.name] = False if flag.kind is Kind.BOOL else None
     return args
+
+
+def _convert_param(param: Param, raw: object, ctx: ParseContext) -> Any:
+    return convert(
+        param.kind,
+        raw,
+        ctx,
+        name=param.name,
+        choices=param.choices,
+        minimum=param.minimum,
+        maximum=param.maximum,
+    )

@@ -28,7 +28,7 @@ MENTION_KINDS: Final[tuple[MentionKind, ...]] = ("user", "room", "channel", "rol
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    text: str
+    text: str  # may hold line breaks, shown as breaks
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,15 +152,11 @@ class Document:
 
 
 def plain_paragraphs(text: str) -> Iterator[tuple[Inline, ...]]:
+    """Paragraphs at blank lines; a line break inside one stays in its text (a text
+    may hold line breaks: one node for a long plain paragraph, not one per line)."""
     for para in text.strip("\n").split("\n\n"):
-        if not para.strip():
-            continue
-        inlines: list[Inline] = []
-        for i, line in enumerate(para.split("\n")):
-            if i:
-                inlines.append(LineBreak())
-            inlines.extend(linked(line))
-        yield tuple(inlines)
+        if para.strip():
+            yield tuple(linked(para.strip("\n")))
 
 
 def linked(text: str) -> Iterator[Inline]:

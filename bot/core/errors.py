@@ -30,3 +30,14 @@ class UserError(Exception):
         super().__init__(key)
         self.key = key
         self.params = params
+
+
+class PlatformUnavailable(Exception):
+    """A platform does not answer (yet), at start: connecting is tried again with
+    backoff while the rest of the bot runs."""
+
+
+class StartRefused(Exception):
+    """A platform refused the bot (its password or token) or cannot serve it as
+    configured: a person must fix the configuration. The bot stops, exit code 2, with
+    this one line (which never holds a secret)."""

@@ -11,8 +11,10 @@ of any other kind becomes its alt text, never an image.
 
 from __future__ import annotations
 
+import html as htmllib
 import logging
 import re
+from collections import Counter
 from html.parser import HTMLParser
 from typing import Final, TypeAlias
 from urllib.parse import unquote
@@ -46,6 +48,10 @@ from bot.core.text import clean
 log = logging.getLogger(__name__)
 
 PARSE_LIMIT: Final = 200_000
+MAX_ELEMENTS: Final = 500
+_TAG: Final = re.compile(r"<[a-zA-Z]")
+_RAW_TAG: Final = re.compile(r"<[a-zA-Z!/?]")
+_STRIP: Final = re.compile(r"<[^<>]*>")
 TAGS: Final = {
     "b", "strong", "i", "em", "u", "s", "del", "strike", "code", "pre", "a", "br", "p",
     "div", "ul", "ol", "li", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "span",
@@ -90,10 +96,31 @@ def parse_html(html: str) -> Document:
     html = clean(html[: 2 * PARSE_LIMIT])
     if not html.strip():
         return Document()
+    # Past MAX_ELEMENTS tags the rest is taken as text: every tag costs a Python call
+    # or ten here, html5ever is slow on deep nesting (an <li> looks through every open
+    # element), and no message needs that many. Tags are counted, and the rest
+    # stripped, by regular expressions that cannot backtrack.
+    raw_cut = _nth(_RAW_TAG, html, 2 * MAX_ELEMENTS)
+    safe = sanitised(html[:raw_cut])
+    cut = _nth(_TAG, safe, MAX_ELEMENTS)
     builder = _Builder()
-    builder.feed(sanitised(html)[: 2 * PARSE_LIMIT])
+    builder.feed(safe[:cut])
     builder.close()
-    return builder.document()
+    document = builder.document()
+    rest = htmllib.unescape(nh3.clean(safe[cut:], tags=set())) if cut < len(safe) else ""
+    rest += htmllib.unescape(_STRIP.sub("", html[raw_cut:]))
+    rest = _SPACES.sub(" ", rest).strip()
+    if rest:
+        document = Document((*document.blocks, Paragraph(tuple(linked(rest)))))
+    return document
+
+
+def _nth(pattern: re.Pattern[str], text: str, n: int) -> int:
+    """Where the `n`th match of `pattern` starts in `text` (its length: fewer)."""
+    for i, match in enumerate(pattern.finditer(text)):
+        if i >= n:
+            return match.start()
+    return len(text)
 
 
 def pill(href: str) -> tuple[MentionKind, str] | None:
@@ -146,6 +173,7 @@ class _Builder(HTMLParser):
         self._containers = [_Container("root")]
         self._inline = [Span("root")]
         self._open: list[tuple[str, str]] = []  # (tag, what its end undoes)
+        self._open_count: Counter[str] = Counter()
         self._pre: list[str] | None = None
         self._pre_language = ""
 
@@ -176,7 +204,7 @@ class _Builder(HTMLParser):
                 self._pre_language = a["class"].removeprefix("language-")[:40]
             if tag == "br":
                 self._pre.append("\n")
-            self._open.append((tag, "none"))
+            self._opened(tag, "none")
             return
         if tag == "br":
             self._add(LineBreak())
@@ -200,13 +228,14 @@ class _Builder(HTMLParser):
             span = Span("code")
         if span is not None:
             self._inline.append(span)
-        self._open.append((tag, "inline" if span is not None else "none"))
+        self._opened(tag, "inline" if span is not None else "none")
 
     def handle_endtag(self, tag: str) -> None:
-        if not any(t == tag for t, _ in self._open):
+        if not self._open_count[tag]:
             return  # nh3's output is well-formed; a stray end is ignored all the same
         while self._open:
             open_tag, what = self._open.pop()
+            self._open_count[open_tag] -= 1
             if what == "inline":
                 close_top(self._inline, _link)
             elif what == "pre":
@@ -232,13 +261,17 @@ class _Builder(HTMLParser):
         else:
             self._inline[-1].children.extend(linked(text))
 
+    def _opened(self, tag: str, what: str) -> None:
+        self._open.append((tag, what))
+        self._open_count[tag] += 1
+
     # -- blocks -----------------------------------------------------------------------
 
     def _block_start(self, tag: str, a: dict[str, str]) -> None:
         self._flush()
         if tag == "pre":
             self._pre, self._pre_language = [], ""
-            self._open.append((tag, "pre"))
+            self._opened(tag, "pre")
             return
         if tag == "hr":
             self._containers[-1].blocks.append(Paragraph((Text("———"),)))
@@ -248,7 +281,7 @@ class _Builder(HTMLParser):
         kinds.update({"table": "table", "tr": "row", "td": "cell", "th": "cell"})
         kind = kinds.get(tag)
         if kind is None or len(self._containers) > MAX_DEPTH:
-            self._open.append((tag, "block"))
+            self._opened(tag, "block")
             return
         container = _Container(kind)
         if tag == "ol":
@@ -260,7 +293,7 @@ class _Builder(HTMLParser):
         elif kind == "cell":
             container.flag = tag == "th"
         self._containers.append(container)
-        self._open.append((tag, "container"))
+        self._opened(tag, "container")
 
     def _end_container(self) -> None:
         done = self._containers.pop()

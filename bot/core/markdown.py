@@ -9,6 +9,7 @@ names and image URLs by the caller's `Resolver` (the Discord adapter knows them)
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 # Longer text is cut first: no platform sends more, and the cost stays bounded.
 PARSE_LIMIT: Final = 200_000
+MAX_MARKS: Final = 1_000
+_MARKS: Final = re.compile(r"[*_~|`<\[\]\\\n]")
 
 
 class Resolver(Protocol):
@@ -103,8 +106,16 @@ def parse(text: str, resolver: Resolver | None = None) -> Document:
     text = clean(text[:PARSE_LIMIT])
     if not text.strip():
         return Document()
-    tokens = _MD.parse(text)
-    return Document(tuple(_Converter(resolver or Unresolved()).blocks(tokens)))
+    # Past MAX_MARKS marks (and line breaks) the rest is taken as plain text, from the
+    # start of its line: each mark is a token, a Python object or three, and Discord's
+    # own messages (4000 characters) hold fewer.
+    marks = _MARKS.finditer(text)
+    cut = next((m.start() for i, m in enumerate(marks) if i >= MAX_MARKS), len(text))
+    if cut < len(text):
+        cut = text.rfind("\n", 0, cut) + 1 or cut
+    head, rest = text[:cut], text[cut:]
+    blocks = _Converter(resolver or Unresolved()).blocks(_MD.parse(head)) if head else []
+    return Document((*blocks, *Document.plain(rest).blocks))
 
 
 class _Frame:

@@ -39,7 +39,8 @@ from bot.core.urls import find_urls, is_web_url
 
 ZWSP: Final = "\u200b"
 MARKS: Final = {"bold": "**", "italic": "*", "underline": "__", "strike": "~~", "spoiler": "||"}
-_SPECIAL: Final = re.compile(r"([\\*_~|`\[\]<])")
+# Each mark character gets a backslash before it (the backslash itself first).
+_ESCAPED: Final = "\\*_~|`[]<"
 # What would start a block at a line's start: a quote, a heading, small print, a list.
 _LINE_START: Final = re.compile(r"^( *)(>|#|-(?=[ #])|\*(?= )|(\d+)\.(?= ))", re.MULTILINE)
 _TICKS: Final = re.compile(r"`+")
@@ -48,19 +49,31 @@ _URL_UNSAFE: Final = re.compile(r"[\s()<>]")
 EmojiText = Callable[[Emoji], str]
 
 
+def _escaped(text: str) -> str:
+    # One str.replace per mark: each a pass in C, faster than any table or pattern.
+    for mark in _ESCAPED:
+        if mark in text:
+            text = text.replace(mark, "\\" + mark)
+    return text
+
+
 def escape(text: str) -> str:
     """Text as Discord shows it literally; its bare URLs kept whole."""
+    if "://" not in text:
+        return _escaped(text)
     out: list[str] = []
     pos = 0
     for start, end in find_urls(text, markdown=True):
-        out.append(_SPECIAL.sub(r"\\\1", text[pos:start]))
+        out.append(_escaped(text[pos:start]))
         out.append(text[start:end])
         pos = end
-    out.append(_SPECIAL.sub(r"\\\1", text[pos:]))
+    out.append(_escaped(text[pos:]))
     return "".join(out)
 
 
 def _line_starts(text: str) -> str:
+    if "\n" not in text and not _LINE_START.match(text):
+        return text  # one line, no mark at its start: nothing to look through
     return _LINE_START.sub(lambda m: f"{m[1]}{m[3]}\\." if m[3] else f"{m[1]}\\{m[2]}", text)
 
 

@@ -35,37 +35,42 @@ from bot.core.document import (
 
 Measure = Callable[[Document], int]
 _CUTS: Final = ("\n", ". ", "! ", "? ", " ")
+_SEPARATOR: Final = 8  # what joining two blocks adds, at most (guessed; checked after)
 _ROUNDS: Final = 6  # a part still too big is cut again, with a smaller aim, this often
 
 
 def split_document(document: Document, limit: int, measure: Measure) -> list[Document]:
     """Parts of `document`, each at most `limit` by `measure` (unless one character
-    alone is more); no part empty. Halving, then joining neighbours that fit together:
-    few calls of `measure`, each on a part's worth of text."""
+    alone is more); no part empty. Blocks are measured one by one and packed greedily;
+    a part that joining made too big (a separator more than guessed) is packed again."""
     if not document.blocks:
         return []
     if measure(document) <= limit:
         return [document]
-    blocks = document.blocks
-    if len(blocks) == 1:
-        return [Document((b,)) for b in _cut_block(blocks[0], limit, measure)]
-    mid = len(blocks) // 2
-    halves = [
-        *split_document(Document(blocks[:mid]), limit, measure),
-        *split_document(Document(blocks[mid:]), limit, measure),
-    ]
-    return _join(halves, limit, measure)
-
-
-def _join(parts: list[Document], limit: int, measure: Measure) -> list[Document]:
+    pieces: list[tuple[Block, int]] = []
+    for block in document.blocks:
+        size = measure(Document((block,)))
+        if size <= limit:
+            pieces.append((block, size))
+        else:
+            pieces.extend((b, measure(Document((b,)))) for b in _cut_block(block, limit, measure))
+    parts: list[Document] = []
+    current: list[Block] = []
+    used = 0
+    for block, size in pieces:
+        if current and used + _SEPARATOR + size > limit:
+            parts.append(Document(tuple(current)))
+            current, used = [], 0
+        used += size + (_SEPARATOR if current else 0)
+        current.append(block)
+    if current:
+        parts.append(Document(tuple(current)))
     out: list[Document] = []
     for part in parts:
-        if out:
-            both = Document((*out[-1].blocks, *part.blocks))
-            if measure(both) <= limit:
-                out[-1] = both
-                continue
-        out.append(part)
+        if len(part.blocks) > 1 and measure(part) > limit:
+            out.extend(Document((b,)) for b in part.blocks)
+        else:
+            out.append(part)
     return out
 
 
@@ -129,7 +134,9 @@ def _pack(nodes: tuple[Inline, ...], budget: float, ratio: float) -> list[tuple[
             chunks.append(normalise(current))
         current, used = [], 0.0
 
-    for node in nodes:
+    for item in nodes:
+        # A link longer than a part cannot stay one: its words go on, as text.
+        node = _unlinked(item, budget / ratio)
         cost = max(1, len(inline_text((node,)))) * ratio
         if used + cost <= budget:
             current.append(node)
@@ -165,6 +172,14 @@ def _pack(nodes: tuple[Inline, ...], budget: float, ratio: float) -> list[tuple[
             chunks.append((wrapped,))
     flush()
     return chunks
+
+
+def _unlinked(node: Inline, room: float) -> Inline:
+    if not isinstance(node, Link) or len(node.href) < room / 2:
+        return node
+    if node.bare:
+        return Text(node.href)
+    return Styled("underline", (*node.children, Text(f" ({node.href})")))
 
 
 def _best_cut(text: str, target: int) -> int:
@@ -228,7 +243,9 @@ def _cut_code(block: CodeBlock, limit: int, measure: Measure) -> list[Block]:
         return CodeBlock(text, block.language, block.spoiler)
 
     overhead = measure(Document((code(""),)))
-    budget = max(1, limit - overhead)
+    # In characters of code: `measure` may count otherwise (bytes, escapes).
+    ratio = max(1.0, (measure(Document((block,))) - overhead) / max(1, len(block.code)))
+    budget = max(1, int((limit - overhead) / ratio))
     out: list[CodeBlock] = []
     lines: list[str] = []
     used = 0

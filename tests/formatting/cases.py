@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.core.document import Emoji
-from bot.core.document import MentionKind
+from bot.core.document import Emoji, MentionKind
 
 GUILD = "900000000000000001"
 ANNA = "111111111111111111"

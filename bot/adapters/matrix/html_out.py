@@ -100,7 +100,7 @@ class _Writer:
 
     def inline(self, node: Inline) -> str:
         if isinstance(node, Text):
-            return _esc(node.text)
+            return _esc(node.text).replace("\n", "<br>")
         if isinstance(node, Styled):
             inner = self.inlines(normalise(without_style(node.children, node.style)))
             if node.style == "spoiler":
