@@ -29,10 +29,13 @@ from bot.core.refs import RoomRef, UserRef
 from bot.core.text import clean_event
 from bot.delivery import Delivery
 from bot.fetching import Fetcher
+from bot.metrics import Metrics
 from bot.people import People
 from bot.plugin import Plugin, PluginContext, PluginScheduler
 from bot.scheduling import JobRun, MissedJob, Scheduler, Waker
+from bot.services import Services
 from bot.settings import RootSettings, load_settings
+from bot.starting import AdapterStarter
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
 from bot.storage.instance import InstanceLock
@@ -130,6 +133,7 @@ class _Host:
     async def handle(self, event: InboundEvent) -> None:
         # The one way in for every adapter: text is cleaned and capped here, once.
         limit = int(getattr(self._adapter, "inbound_limit", self._adapter.message_limit))
+        self._app.metrics.event_in(self._adapter.platform)
         await self._app.dispatcher.handle(clean_event(event, limit), self._adapter.command_prefix)
 
     def commands(self) -> Sequence[CommandSpec]:
@@ -176,6 +180,7 @@ class App:
         self._instance: InstanceLock | None = None
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()  # a second stop signal: leave without waiting
+        self.metrics = Metrics()  # a registry of its own: two Apps never collide
 
     # -- wiring ------------------------------------------------------------------------
 
@@ -236,6 +241,7 @@ class App:
         self.delivery = Delivery(
             self._db, self.clock, self.adapters, backoff_base=self._delivery_backoff
         )
+        self.delivery.on_attempt = self.metrics.attempt
         # With the lock held no other instance runs: claims left by a killed process
         # are stale, and its work goes out now instead of when its leases run out.
         await self.delivery.release_claims()
@@ -256,9 +262,11 @@ class App:
         )
         for cls in self._plugin_classes:
             await self._load(cls)
-        for platform, adapter in self.adapters.items():
-            log.info("starting the %s adapter", platform)
-            await adapter.start(_Host(self, adapter))
+        # Each in the background: a platform that does not answer holds up no other.
+        self.starter = AdapterStarter(
+            self.adapters, lambda a: _Host(self, a), self.delivery, self._stop, self.request_stop
+        )
+        await self.starter.start_all()
         self.scheduler.register("core", "housekeeping", self._housekeeping)
         await self.scheduler.every(
             "core", "housekeeping", HOUSEKEEPING_CRON, "housekeeping", grace=timedelta(days=3650)
@@ -270,11 +278,8 @@ class App:
                 await plugin.on_ready()
             except Exception:
                 log.exception("plugin %s failed when ready", plugin.name)
-        log.info(
-            "ready: adapters %s, plugins %s",
-            ", ".join(self.adapters) or "none",
-            ", ".join(p.name for p in self.plugins),
-        )
+        self.services = await Services.start(self)  # HTTP, telling of database outages
+        self.starter.announce(", ".join(p.name for p in self.plugins))
 
     async def _load(self, cls: type[Plugin]) -> None:
         assert self._db is not None
@@ -300,6 +305,7 @@ class App:
             people=self.people,
             fetcher=self.fetcher,
             member_rooms=self.member_rooms,
+            metrics=self.metrics.for_plugin(cls.name),
             log=logging.getLogger(f"plugins.{cls.name}"),
         )
         plugin = cls(ctx)
@@ -413,7 +419,7 @@ class App:
             await self.start()
             beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
             inputs = {
-                asyncio.create_task(a.run(), name=f"adapter:{n}"): a
+                asyncio.create_task(self.starter.serve(n, a), name=f"adapter:{n}"): a
                 for n, a in self.adapters.items()
             }
             stop_wait = asyncio.create_task(self._stop.wait())
@@ -434,6 +440,8 @@ class App:
                 log.warning("stopping with deliveries still pending; they resume on next start")
         finally:
             await self.stop()
+        if self.starter.fatal is not None:
+            raise self.starter.fatal  # a platform refused the bot: `run` fails with it
 
     async def _stop_inputs(self, running: dict[asyncio.Task[Any], Adapter]) -> None:
         """Ask each adapter still receiving to stop after the event in hand, and wait for
@@ -488,6 +496,9 @@ class App:
             await asyncio.sleep(HEARTBEAT_EVERY)
 
     async def stop(self) -> None:
+        for part in ("services", "starter"):  # those `start` got to
+            if hasattr(self, part):
+                await getattr(self, part).stop()
         for adapter in self.adapters.values():
             try:
                 await adapter.stop()

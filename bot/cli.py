@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.app import App, heartbeat_path, read_settings
+from bot.core.errors import StartRefused
+from bot.health_check import http_health
 from bot.settings import ConfigError, RootSettings, config_path
 from bot.storage.checks import DatabaseOpenError, existing_file_problem
 from bot.storage.migrations import SchemaTooNewError
@@ -144,6 +146,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SchemaTooNewError as err:
         log.error("%s", err)
         return EXIT_CONFIG
+    except StartRefused as err:  # a platform refused the password or token
+        print(f"samverkan: {err}", file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
     return 0
@@ -154,6 +159,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     if loaded is None:
         return EXIT_CONFIG
+    if loaded[0].http.listen:
+        return http_health(loaded[0].http.listen, live_only=args.live)
     path = heartbeat_path(loaded[0])
     try:
         age = time.time() - path.stat().st_mtime
@@ -174,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the configuration and summarise it")
     health = sub.add_parser("health", help="exit 0 if the running bot is alive")
     health.add_argument("--max-age", type=float, default=120.0, help="seconds (default 120)")
+    health.add_argument("--live", action="store_true", help="with [http]: ask /live, not /ready")
     health.set_defaults(func=cmd_health)
     check.add_argument(
         "--online",

@@ -25,6 +25,7 @@ from bot.core.permissions import Level
 from bot.core.refs import RoomRef, UserRef
 from bot.delivery import Delivery
 from bot.fetching import Fetcher
+from bot.metrics import PluginMetrics, no_metrics
 from bot.people import People
 from bot.scheduling import JobRun, Scheduler
 from bot.storage.database import Database
@@ -161,6 +162,8 @@ class PluginContext:
     # The configured rooms `user` is a member of, as far as its platform can tell (a
     # direct message's sender, say): for platforms that cannot tell, none.
     member_rooms: MemberRooms = _no_rooms
+    # Gauges read at each scrape of /metrics: `ctx.metrics.gauge(name, help, fn)`.
+    metrics: PluginMetrics = field(default_factory=no_metrics)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("plugins"))
 
     def t(self, key: str, language: str | None = None, /, **params: object) -> str:

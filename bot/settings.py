@@ -167,6 +167,27 @@ class FetchingSettings(Section):
     allow: list[Network] = []
 
 
+def listen_address(value: str) -> tuple[str, int]:
+    """`host:port` (`[::1]:9180` for IPv6) as (host, port); ValueError if it is not."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("write it as host:port, like 127.0.0.1:9180")
+    return host, int(port)
+
+
+class HttpSettings(Section):
+    # Health (/live, /ready) and Prometheus metrics (/metrics); empty: no HTTP server.
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value.strip():
+            listen_address(value)
+        return value.strip()
+
+
 class AssociationSettings(Section):
     id: Identifier
     name: str
@@ -191,6 +212,7 @@ class RootSettings(BaseSettings):
     discord: DiscordSettings | None = None
     associations: list[AssociationSettings] = []
     fetching: FetchingSettings = FetchingSettings()
+    http: HttpSettings = HttpSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> RootSettings:

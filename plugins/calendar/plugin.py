@@ -89,6 +89,15 @@ class CalendarPlugin(Plugin):
         )
         await self.ctx.scheduler.every("digest", self.settings.digest, "digest")
 
+        async def armed() -> int:
+            return len(await self.ctx.scheduler.pending(JOB_PREFIX))
+
+        metrics = self.ctx.metrics
+        metrics.gauge("calendar_reminders_armed", "Reminders waiting for their time", armed)
+        metrics.gauge(
+            "calendar_feeds_failing", "Calendar feeds failing now", self.store.failing_feeds
+        )
+
     async def on_ready(self) -> None:
         assert self.feeds is not None
         await self.feeds.forget_removed_feeds()

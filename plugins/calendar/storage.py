@@ -295,6 +295,12 @@ class Store:
 
     # -- feeds --------------------------------------------------------------------------
 
+    async def failing_feeds(self) -> int:
+        value = await self.db.fetchval(
+            "SELECT COUNT(*) FROM calendar_feeds WHERE failing_since IS NOT NULL"
+        )
+        return int(value or 0)
+
     async def feed_state(self, feed: str) -> FeedState | None:
         row = await self.db.fetchone(
             "SELECT config, etag, last_modified, fingerprint, failing_since, reported,"

@@ -70,6 +70,11 @@ class PollsPlugin(Plugin):
         await self.closer.traces.secure_delete()
         self._unlisten = self.ctx.people.on_rename(self.voting.renamed)
 
+        async def open_polls() -> int:
+            return len(await self.store.in_states(OPEN))
+
+        self.ctx.metrics.gauge("polls_open", "Polls open for votes now", open_polls)
+
     async def on_stop(self) -> None:
         if self._unlisten is not None:
             self._unlisten()

@@ -36,7 +36,7 @@ from bot.adapters.discord.threads import Threads, channel_id
 from bot.adapters.discord.voters import PollSync
 from bot.adapters.discord.webhooks import Webhooks
 from bot.core.clock import Clock
-from bot.core.errors import PermanentSendError, TransientSendError
+from bot.core.errors import PermanentSendError, StartRefused, TransientSendError
 from bot.core.i18n import Translator
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import AdapterHost
@@ -112,6 +112,7 @@ class DiscordAdapter:
         self._stopping = False
         self._input_done = asyncio.Event()  # stop_receiving: `run` returns
         self.problem: str | None = None
+        self.refused: StartRefused | None = None
         self.commands_synced = 0
         self._room_checks: dict[int, tuple[float, str | None]] = {}
 
@@ -163,6 +164,8 @@ class DiscordAdapter:
             {ready, self._task}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED
         )
         ready.cancel()
+        if self.refused is not None:
+            raise self.refused
         if not done:
             log.warning(
                 "Discord is not ready after %.0fs; going on, it keeps trying", self.ready_timeout
@@ -194,7 +197,8 @@ class DiscordAdapter:
                 return
             except discord.LoginFailure:
                 self.problem = "Discord refused the token"
-                log.error("Discord refused the bot token: check discord.token")
+                # Said once, as the bot's last line: it stops with exit code 2.
+                self.refused = StartRefused("Discord refused the bot token: check discord.token")
                 return
             except discord.ConnectionClosed as exc:
                 self.problem = f"gateway closed with code {exc.code}"
@@ -254,6 +258,8 @@ class DiscordAdapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             done.cancel()
+        if self.refused is not None:
+            raise self.refused
 
     async def stop_receiving(self) -> None:
         """Finish what was received (the message in hand whatever happens, the queue as
@@ -406,6 +412,13 @@ class DiscordAdapter:
         except PermanentSendError as exc:
             return self._t("discord.room_no_webhook", self._language, error=str(exc))
         return None
+
+    def connected(self) -> bool:
+        """Ready, and the gateway's socket is open (not between a drop and a resume)."""
+        client = self.client
+        if client is None or not client.is_ready() or client.is_closed():
+            return False
+        return client.ws is not None and client.ws.open
 
     def health(self) -> dict[str, str]:
         client = self.client

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
+import aiohttp
 from nio import (
     AsyncClient,
     JoinedRoomsResponse,
@@ -22,13 +23,14 @@ from nio import (
 )
 
 from bot.core.clock import Clock
-from bot.core.errors import PermanentSendError, SendError
+from bot.core.errors import PermanentSendError, PlatformUnavailable, SendError
 from bot.core.events import MessageReceived
 from bot.core.i18n import Translator
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import AdapterHost
 from bot.core.refs import MessageRef, RoomRef, UserRef
 from bot.settings import MatrixSettings
+from bot.storage.health import StorageUnavailable
 from bot.storage.state import AdapterState
 
 from . import formatting, inbound, polls
@@ -37,7 +39,7 @@ from .direct import DirectRooms
 from .memory import Lru, Threads
 from .outbound import Outbound, api
 from .session import open_client
-from .syncing import SyncLoop
+from .syncing import SyncError, SyncLoop
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +89,18 @@ class MatrixAdapter:
         if logging.getLogger("nio").level == logging.NOTSET:
             logging.getLogger("nio").setLevel(logging.WARNING)
         self._host = host
-        client, creds, new_device = await open_client(self.settings)
-        self._client = client
         try:
-            await self._connect(client, host, new_device)
-        except BaseException:
-            await client.close()
-            self._client = None
-            raise
+            client, creds, new_device = await open_client(self.settings)
+            self._client = client
+            try:
+                await self._connect(client, host, new_device)
+            except BaseException:
+                await client.close()
+                self._client = None
+                raise
+        except (aiohttp.ClientError, TimeoutError, SyncError) as exc:
+            # Not answering (yet) is not a mistake of the configuration: tried again.
+            raise PlatformUnavailable(f"{self.settings.homeserver}: {exc}") from None
         self.ready_seconds = time.perf_counter() - began
         log.info(
             "Matrix ready as %s (device %s) in %d rooms after %.2fs",
@@ -241,6 +247,10 @@ class MatrixAdapter:
         if core is not None:
             try:
                 await host.handle(core)
+            except StorageUnavailable:
+                # Not handled: the batch's position stays, and the sync loop hands the
+                # event over again once the database can be written.
+                raise
             except Exception:
                 log.exception("handling Matrix event %s failed", event_id)
         self._recent.remember(event_id, True)
@@ -421,6 +431,10 @@ class MatrixAdapter:
             cached = {str(event.get("sender")), *(str(u) for u in extra)}
             self._creator_cache[room_id] = cached
         return cached
+
+    def connected(self) -> bool:  # started, and the last sync succeeded
+        sync = self._sync
+        return self._client is not None and sync is not None and sync.last_error is None
 
     def health(self) -> dict[str, str]:
         client, sync = self._client, self._sync

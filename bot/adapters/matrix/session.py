@@ -17,6 +17,7 @@ from typing import Any
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
 from nio.store import DefaultStore
 
+from bot.core.errors import PlatformUnavailable, StartRefused
 from bot.settings import MatrixSettings
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,27 @@ CREDENTIALS_FILE = "credentials.json"
 DEVICE_NAME = "Samverkan"
 
 
-class MatrixStartError(RuntimeError):
-    """The adapter cannot start: bad credentials, no store, an unreachable homeserver."""
+class MatrixStartError(StartRefused):
+    """The adapter cannot start as configured: refused credentials, no store."""
+
+
+# What a homeserver answers when it refuses who we say we are (not when it is unwell).
+_REFUSALS = frozenset(
+    {"M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_USER_DEACTIVATED", "M_INVALID_USERNAME"}
+)
+
+
+def refused(answer: Any) -> bool:
+    """Whether an error answer refuses our credentials; otherwise the server is unwell
+    (a 5xx, a rate limit, a proxy with no homeserver behind it) and we try again."""
+    if getattr(answer, "status_code", None) in _REFUSALS:
+        return True
+    status = getattr(getattr(answer, "transport_response", None), "status", None)
+    return status in (401, 403)
+
+
+def _unwell(what: str, answer: Any) -> PlatformUnavailable:
+    return PlatformUnavailable(f"{what}: {answer}")
 
 
 @dataclass(frozen=True)
@@ -117,7 +137,9 @@ async def _login(
         client.access_token = token
         who = await client.whoami()
         if not isinstance(who, WhoamiResponse):
-            raise MatrixStartError(f"the access token was refused: {who}")
+            if not refused(who):
+                raise _unwell("checking the access token failed", who)
+            raise MatrixStartError(f"the homeserver refused matrix.access_token: {who}")
         device_id = settings.device_id or who.device_id
         if not device_id:
             raise MatrixStartError("the access token has no device; set matrix.device_id")
@@ -135,6 +157,8 @@ async def _login(
         if isinstance(who, WhoamiResponse):
             log.info("reusing Matrix device %s", saved.device_id)
             return saved, False
+        if not refused(who):
+            raise _unwell("checking the saved access token failed", who)
         log.warning("the saved access token was refused (%s); logging in again", who)
         client.access_token = ""
     assert settings.password is not None  # the settings require one of the two
@@ -143,7 +167,12 @@ async def _login(
         client.device_id = saved.device_id
     answer: Any = await client.login(settings.password.get_secret_value(), DEVICE_NAME)
     if not isinstance(answer, LoginResponse):
-        raise MatrixStartError(f"login as {settings.user_id} failed: {answer}")
+        if not refused(answer):
+            raise _unwell(f"logging in as {settings.user_id} failed", answer)
+        raise MatrixStartError(
+            f"the homeserver refused the login as {settings.user_id} "
+            f"(check matrix.password): {answer}"
+        )
     creds = Credentials(answer.user_id, answer.device_id, answer.access_token)
     save_credentials(store, creds)
     new = saved is None or saved.device_id != creds.device_id
