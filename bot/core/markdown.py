@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 PARSE_LIMIT: Final = 200_000
 MAX_MARKS: Final = 1_000
 _MARKS: Final = re.compile(r"[*_~|`<\[\]\\\n]")
+_FENCE: Final = re.compile("```")
 
 
 class Resolver(Protocol):
@@ -109,13 +110,34 @@ def parse(text: str, resolver: Resolver | None = None) -> Document:
     # Past MAX_MARKS marks (and line breaks) the rest is taken as plain text, from the
     # start of its line: each mark is a token, a Python object or three, and Discord's
     # own messages (4000 characters) hold fewer.
-    marks = _MARKS.finditer(text)
-    cut = next((m.start() for i, m in enumerate(marks) if i >= MAX_MARKS), len(text))
+    cut = _mark_cut(text)
     if cut < len(text):
         cut = text.rfind("\n", 0, cut) + 1 or cut
     head, rest = text[:cut], text[cut:]
     blocks = _Converter(resolver or Unresolved()).blocks(_MD.parse(head)) if head else []
     return Document((*blocks, *Document.plain(rest).blocks))
+
+
+def _mark_cut(text: str) -> int:
+    """Where the MAX_MARKS-th mark stands, marks inside code fences not counted (code
+    holds many, and costs nothing to parse)."""
+    fences = [m.start() for m in _FENCE.finditer(text)]
+    spans = list(zip(fences[::2], fences[1::2], strict=False))
+    count, pos, i = 0, 0, 0
+    while True:
+        match = _MARKS.search(text, pos)
+        if match is None:
+            return len(text)
+        at = match.start()
+        while i < len(spans) and spans[i][1] + 3 <= at:
+            i += 1
+        if i < len(spans) and spans[i][0] <= at < spans[i][1] + 3:
+            pos = spans[i][1] + 3  # inside a fence: on past its end
+            continue
+        count += 1
+        if count > MAX_MARKS:
+            return at
+        pos = at + 1
 
 
 class _Frame:

@@ -225,17 +225,27 @@ def cut_inlines(inlines: tuple[Inline, ...], at: int) -> tuple[tuple[Inline, ...
 
 
 def _strip(inlines: tuple[Inline, ...]) -> tuple[Inline, ...]:
-    """No line break or space at either end of a part."""
+    """No line break or space at either end of a part, inside its marks too."""
     items = list(inlines)
     while items and isinstance(items[0], LineBreak):
         items.pop(0)
     while items and isinstance(items[-1], LineBreak):
         items.pop()
-    if items and isinstance(items[0], Text):
-        items[0] = Text(items[0].text.lstrip())
-    if items and isinstance(items[-1], Text):
-        items[-1] = Text(items[-1].text.rstrip())
+    if items:
+        items[0] = _edge(items[0], start=True)
+    if items:
+        items[-1] = _edge(items[-1], start=False)
     return normalise(items)
+
+
+def _edge(node: Inline, *, start: bool) -> Inline:
+    if isinstance(node, Text):
+        return Text(node.text.lstrip() if start else node.text.rstrip())
+    if isinstance(node, Styled) and node.children:
+        kids = list(node.children)
+        kids[0 if start else -1] = _edge(kids[0 if start else -1], start=start)
+        return Styled(node.style, normalise(kids))
+    return node
 
 
 def _cut_code(block: CodeBlock, limit: int, measure: Measure) -> list[Block]:
