@@ -110,6 +110,11 @@ def client_config(settings: MatrixSettings) -> AsyncClientConfig:
 
 async def open_client(settings: MatrixSettings) -> tuple[AsyncClient, Credentials, bool]:
     """A logged-in client with its store loaded; the flag says the device is new."""
+    quiet = logging.getLogger("nio.responses")
+    if quiet.level == logging.NOTSET:
+        # nio warns that each error answer "fails validation" as a success answer: noise
+        # beside the one line we make of the error itself.
+        quiet.setLevel(logging.ERROR)
     store = Path(settings.store_path)
     store.mkdir(parents=True, exist_ok=True, mode=0o700)  # noqa: ASYNC240 (once, at start)
     client = AsyncClient(
