@@ -82,6 +82,7 @@ class Cdn:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/attachments/{name}", self._serve)
+        app.router.add_get("/emojis/{name}", self._serve)  # custom emoji, by id
         self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
@@ -95,6 +96,14 @@ class Cdn:
             return web.Response(status=404)
         self.fetched.append(name)
         return web.Response(body=found[0], content_type=found[1])
+
+    @property
+    def base(self) -> str:
+        """What stands for https://cdn.discordapp.com (discord.py's `Asset.BASE`)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def emoji(self, emoji_id: int, data: bytes) -> None:
+        self.files[f"{emoji_id}.png"] = (data, "image/png")
 
     def attachment(self, name: str, data: bytes, content_type: str) -> dict[str, Any]:
         """Store a file and give the attachment object a Discord message carries."""

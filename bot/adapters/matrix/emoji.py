@@ -4,6 +4,7 @@ shows it inline (`<img data-mx-emoticon>`) as Element shows its own."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -27,6 +28,7 @@ class EmojiImages:
         self._fetch = fetch
         self._upload = upload
         self._known: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def mxc_of(self, document: Document | None) -> MxcOf:
         """What to show for each emoji of `document`: its mxc:// URI where it has one
@@ -52,6 +54,11 @@ class EmojiImages:
 
     async def _image(self, emoji: Emoji, url: str) -> str | None:
         key = f"emoji:{emoji.id or url}"
+        # Copies for several rooms go out at once: one upload, the others wait for it.
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            return await self._image_once(key, emoji, url)
+
+    async def _image_once(self, key: str, emoji: Emoji, url: str) -> str | None:
         mxc = self._known.get(key)
         if mxc is None and self._state is not None:
             mxc = await self._state.get(key)
@@ -62,7 +69,7 @@ class EmojiImages:
             data = await self._fetch(url)
             if len(data) > MAX_EMOJI_BYTES:
                 raise PermanentSendError(f"{len(data)} bytes")
-            kind = "image/gif" if emoji.animated else _content_type(data)
+            kind = _content_type(data)
             extension = kind.rsplit("/", 1)[-1]
             mxc = await self._upload(data, kind, f"{emoji.name}.{extension}")
         except (TransientSendError, PermanentSendError) as exc:
