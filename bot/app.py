@@ -11,13 +11,13 @@ import contextlib
 import importlib
 import logging
 import signal
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from bot.commanding import Dispatcher
+from bot.config_file import import_plugins, read_config_file
 from bot.core.associations import Association, Directory
 from bot.core.clock import Clock, SystemClock
 from bot.core.commands import CommandSpec
@@ -93,17 +93,14 @@ def plugin_settings_fields(classes: Iterable[type[Plugin]]) -> dict[str, tuple[A
 
 
 def read_settings(path: Path) -> tuple[RootSettings, list[type[Plugin]]]:
-    """Load the settings with every plugin's section, and the plugin classes to run."""
-    names: Sequence[str] | None = None
-    try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-        listed = raw.get("bot", {}).get("plugins")
-        names = listed if isinstance(listed, list) else None
-    except (OSError, tomllib.TOMLDecodeError):
-        pass  # load_settings reports it with the path
-    classes = [import_plugin(name) for name in plugin_modules(names)]
-    settings = load_settings(path, plugin_settings_fields(classes))
+    """Load the settings with every plugin's section, and the plugin classes to run;
+    ConfigError for a file that cannot be read or a listed module that is no plugin."""
+    raw = read_config_file(path)
+    section = raw.get("bot")
+    listed = section.get("plugins") if isinstance(section, dict) else None
+    names = listed if isinstance(listed, list) else None
+    classes = import_plugins(path, plugin_modules(names), Plugin, listed=names is not None)
+    settings = load_settings(path, plugin_settings_fields(classes), data=raw)
     return settings, classes
 
 

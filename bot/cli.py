@@ -1,4 +1,10 @@
-"""`samverkan run | check-config` (also `python -m bot ...`)."""
+"""`samverkan run | check-config | health` (also `python -m bot ...`).
+
+Exit codes: 0 fine, 1 a failure of ours or of a peer, 2 a mistake in the configuration
+or the command line, told one line per problem, never a traceback, never a value of a
+field. `check-config` and `run` apply the same checks (bot/config_checks.py), so what
+one calls valid the other accepts.
+"""
 
 from __future__ import annotations
 
@@ -10,91 +16,58 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from bot.app import App, heartbeat_path, read_settings
+from bot.config_checks import database_problems, run_problems
+from bot.config_file import Problem
+from bot.config_summary import summary
 from bot.core.errors import StartRefused
 from bot.health_check import http_health
+from bot.logs import LEVELS, log_file_beside, setup_logging
 from bot.settings import ConfigError, RootSettings, config_path
-from bot.storage.checks import DatabaseOpenError, existing_file_problem
+from bot.storage.checks import DatabaseOpenError
 from bot.storage.migrations import SchemaTooNewError
 
 log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 2
 
+__all__ = ["main", "summary"]
 
-def _print_errors(err: ConfigError) -> None:
-    print(f"configuration {err.source} is not valid:", file=sys.stderr)
-    for key, reason in err.problems:
+
+def _print_problems(source: str, problems: Sequence[Problem]) -> None:
+    print(f"configuration {source} is not valid:", file=sys.stderr)
+    for key, reason in problems:
         print(f"  {key}: {reason}", file=sys.stderr)
 
 
-def summary(settings: RootSettings) -> str:
-    lines = []
-    adapters = [
-        name
-        for name, on in (
-            ("console", settings.console.enabled),
-            ("matrix", settings.matrix is not None),
-            ("discord", settings.discord is not None),
-        )
-        if on
-    ]
-    bot = settings.bot
-    lines.append(f"adapters: {', '.join(adapters) or 'none'}")
-    lines.append(f"language: {bot.language}; timezone: {bot.timezone}; database: {bot.database}")
-    lines.append(f"organisers: {', '.join(map(str, bot.organisers)) or 'none'}")
-    if settings.matrix is not None:
-        m = settings.matrix
-        auth = "password" if m.password is not None else "access token"
-        lines.append(f"matrix: {m.user_id} on {m.homeserver} ({auth}); store {m.store_path}")
-    if settings.discord is not None:
-        d = settings.discord
-        guilds = ", ".join(map(str, d.guild_ids)) or "global commands"
-        lines.append(f"discord: guilds {guilds}; organiser roles {len(d.organiser_roles)}")
-    lines.append(f"associations: {len(settings.associations)}")
-    for assoc in settings.associations:
-        rooms = ", ".join(map(str, assoc.rooms)) or "no rooms"
-        lines.append(f"  {assoc.id} ({assoc.name}): {rooms}")
-    extra = settings.model_dump(mode="json", exclude=set(RootSettings.model_fields))
-    for key, value in extra.items():
-        lines.append(f"{key}: {_describe(value)}")
-    return "\n".join(lines)
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, list):
-        return f"{len(value)} entr{'y' if len(value) == 1 else 'ies'}" + "".join(
-            f"\n  {_describe(v)}" for v in value
-        )
-    if isinstance(value, dict):
-        return "; ".join(
-            f"{k} {_describe(v)}" for k, v in value.items() if not isinstance(v, list) or v
-        )
-    return str(value)
-
-
-def _load(path_arg: str | None) -> tuple[RootSettings, list[type]] | None:
+def _load(
+    path_arg: str | None, *, database: bool = False
+) -> tuple[RootSettings, list[type]] | None:
+    """The settings and plugin classes, or None once every problem is printed."""
     path = config_path(path_arg)
     try:
         settings, classes = read_settings(path)
     except ConfigError as err:
-        _print_errors(err)
+        _print_problems(err.source, err.problems)
+        return None
+    problems = run_problems(settings)
+    if database:
+        problems += database_problems(settings)
+    if problems:
+        _print_problems(str(path), problems)
         return None
     return settings, classes
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    loaded = _load(args.config)
+    # The database is looked at too, without creating anything; run says the same of
+    # it when it opens the file.
+    loaded = _load(args.config, database=True)
     if loaded is None:
         return EXIT_CONFIG
     settings, _ = loaded
-    # Only what can be told without creating anything: the folder may not exist yet.
-    problem = existing_file_problem(Path(settings.bot.database), allow_empty=True)
-    if problem is not None:
-        print(f"configuration {config_path(args.config)} is not valid:", file=sys.stderr)
-        print(f"  bot.database: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
     print(f"configuration {config_path(args.config)} is valid")
     print(summary(settings))
     if args.online:
@@ -127,14 +100,31 @@ async def probe_rooms(settings: RootSettings) -> list[tuple[str, str]]:
     return problems
 
 
+def _start_logging(args: argparse.Namespace, settings: RootSettings) -> None:
+    """The log goes to a file beside the database (unless --no-log-file) and to the
+    terminal; when the console adapter talks on that terminal, only warnings and errors
+    share it, so the conversation reads clearly."""
+    log_file = None
+    if not args.no_log_file:
+        log_file = Path(args.log_file) if args.log_file else log_file_beside(settings)
+    quiet = log_file is not None and settings.console.enabled and sys.stdin.isatty()
+    setup_logging(
+        args.log_format,
+        args.log_level,
+        settings.secrets(),
+        log_file=log_file,
+        terminal_level="WARNING" if quiet else None,
+    )
+    if quiet:
+        print(f"samverkan: the log is in {log_file}; warnings also show here", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     if loaded is None:
         return EXIT_CONFIG
     settings, classes = loaded
-    from bot.logs import setup_logging
-
-    setup_logging(args.log_format, args.log_level, settings.secrets())
+    _start_logging(args, settings)
     app = App(settings, classes, allow_empty_database=args.allow_empty_database)
     try:
         asyncio.run(app.run())
@@ -156,16 +146,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 if a running bot touched its heartbeat file recently (container checks)."""
-    loaded = _load(args.config)
-    if loaded is None:
-        return EXIT_CONFIG
-    if loaded[0].http.listen:
-        return http_health(loaded[0].http.listen, live_only=args.live)
-    path = heartbeat_path(loaded[0])
+    path = config_path(args.config)
     try:
-        age = time.time() - path.stat().st_mtime
+        settings, _ = read_settings(path)
+    except ConfigError as err:
+        _print_problems(err.source, err.problems)
+        return EXIT_CONFIG
+    if settings.http.listen:
+        return http_health(settings.http.listen, live_only=args.live)
+    beat = heartbeat_path(settings)
+    try:
+        age = time.time() - beat.stat().st_mtime
     except OSError:
-        print(f"unhealthy: no heartbeat at {path}", file=sys.stderr)
+        print(f"unhealthy: no heartbeat at {beat}", file=sys.stderr)
         return 1
     if age > args.max_age:
         print(f"unhealthy: last heartbeat {age:.0f}s ago", file=sys.stderr)
@@ -174,8 +167,23 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """A mistake on the command line is one line and exit 2, like one in the file."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+
+
+def _level(text: str) -> str:
+    if text.upper() not in LEVELS:
+        # The word given is not repeated: the list of those that work says enough.
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LEVELS)}")
+    return text.upper()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="samverkan", description="Samverkan chat bot")
+    parser = _Parser(prog="samverkan", description="Samverkan chat bot")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the bot")
     check = sub.add_parser("check-config", help="validate the configuration and summarise it")
@@ -194,7 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="configuration file (default: $SAMVERKAN_CONFIG or config/samverkan.toml)",
         )
     run.add_argument("--log-format", choices=("text", "json"), default="text")
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-level", type=_level, default="INFO", help=", ".join(LEVELS))
+    run.add_argument(
+        "--log-file",
+        help="where the log goes besides the terminal (default: samverkan.log beside the "
+        "database); with the console on a terminal, only warnings show there",
+    )
+    run.add_argument(
+        "--no-log-file", action="store_true", help="log to the terminal only, at every level"
+    )
     run.add_argument(
         "--allow-empty-database",
         action="store_true",

@@ -9,9 +9,8 @@ plugin (`Plugin.settings_key`), so every key, a plugin's too, is validated at st
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
-import re
-import tomllib
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -34,25 +33,65 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
+)
+from pydantic_settings.exceptions import SettingsError
+
+from bot.config_file import (
+    ConfigError,
+    environment_problems,
+    read_config_file,
+    settings_error_problem,
+    validation_problems,
+)
+from bot.core.refs import RoomRef, UserRef
+from bot.core.timeparse import (
+    OutOfRangeError,
+    checked_duration,
+    format_duration,
+    parse_duration,
 )
 
-from bot.core.refs import RoomRef, UserRef
-from bot.core.timeparse import format_duration, parse_duration
+__all__ = ["ConfigError"]  # where it has always been imported from
 
 DEFAULT_CONFIG = Path("config/samverkan.toml")
+
+
+# Reasons below never quote the value: it may be a secret put under the wrong key.
 
 
 def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        # A bare number counts seconds; zero, negative, infinite or huge ones are
+        # refused here rather than breaking the schedule later.
+        if not math.isfinite(value):
+            raise ValueError("not a finite duration; write it like 90s, 30m, 1h, 1d or 7d")
+        return checked_duration(value)
     if isinstance(value, str):
         return parse_duration(value)
     raise ValueError("a duration is written like 90s, 30m, 1h, 1d or 7d")
+
+
+def between(low: timedelta, high: timedelta) -> BeforeValidator:
+    """A narrower range for one duration key: `Annotated[Duration, between(a, b)]`.
+    It runs before Duration's own parsing, so a value past every range is told this
+    key's range, not the general one."""
+
+    def check(value: object) -> timedelta:
+        message = f"must be between {format_duration(low)} and {format_duration(high)}"
+        try:
+            parsed = _duration(value)
+        except OutOfRangeError:
+            raise ValueError(message) from None
+        if not low <= parsed <= high:
+            raise ValueError(message)
+        return parsed
+
+    return BeforeValidator(check)
 
 
 def _cron(value: object) -> str:
@@ -60,17 +99,35 @@ def _cron(value: object) -> str:
         raise ValueError("a schedule is a crontab string such as '30 7 * * mon'")
     try:
         CronTrigger.from_crontab(value)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a crontab schedule: {exc}") from None
+    except ValueError:
+        fields = len(value.split())
+        why = f" ({fields} field{'' if fields == 1 else 's'}, not 5)" if fields != 5 else ""
+        raise ValueError(
+            f"not a crontab schedule{why}: minute hour day month weekday, such as '30 7 * * mon'"
+        ) from None
     return value
 
 
 def _room(value: object) -> RoomRef:
-    return value if isinstance(value, RoomRef) else RoomRef.parse(str(value))
+    if isinstance(value, RoomRef):
+        return value
+    try:
+        return RoomRef.parse(str(value))
+    except ValueError:
+        raise ValueError(
+            "not a room reference: matrix:!room:server, discord:<channel id> or console:<name>"
+        ) from None
 
 
 def _user(value: object) -> UserRef:
-    return value if isinstance(value, UserRef) else UserRef.parse(str(value))
+    if isinstance(value, UserRef):
+        return value
+    try:
+        return UserRef.parse(str(value))
+    except ValueError:
+        raise ValueError(
+            "not a user reference: matrix:@user:server, discord:<user id> or console:<name>"
+        ) from None
 
 
 Duration = Annotated[
@@ -120,9 +177,7 @@ class BotSettings(Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{value!r} is not a known time zone (e.g. Europe/Stockholm)"
-            ) from None
+            raise ValueError("not a known time zone (e.g. Europe/Stockholm)") from None
         return value
 
     @property
@@ -204,7 +259,8 @@ class RootSettings(BaseSettings):
         extra="forbid",
         frozen=True,
     )
-    toml_path: ClassVar[Path | None] = None
+    # What the configuration file holds, read once by `load_settings`.
+    file_data: ClassVar[dict[str, Any] | None] = None
 
     bot: BotSettings = BotSettings()
     console: ConsoleSettings = ConsoleSettings()
@@ -216,18 +272,20 @@ class RootSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> RootSettings:
+        # Named by their place, not their value: the key paths say which entries.
         seen: dict[str, str] = {}
-        ids: set[str] = set()
-        for assoc in self.associations:
+        ids: dict[str, int] = {}
+        for n, assoc in enumerate(self.associations):
             if assoc.id in ids:
-                raise ValueError(f"association id {assoc.id!r} appears twice")
-            ids.add(assoc.id)
-            for room in assoc.rooms:
+                raise ValueError(f"associations.{n}.id is the same as associations.{ids[assoc.id]}")
+            ids[assoc.id] = n
+            for r, room in enumerate(assoc.rooms):
                 if str(room) in seen:
                     raise ValueError(
-                        f"room {room} belongs to both {seen[str(room)]!r} and {assoc.id!r}"
+                        f"associations.{n}.rooms.{r} belongs to both {seen[str(room)]} "
+                        f"and associations.{n}"
                     )
-                seen[str(room)] = assoc.id
+                seen[str(room)] = f"associations.{n}"
         return self
 
     @classmethod
@@ -240,9 +298,10 @@ class RootSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = getattr(settings_cls, "toml_path", None)
-        if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        data = getattr(settings_cls, "file_data", None)
+        if data is not None:
+            # Lowest priority, as the TOML source was: the environment overrides it.
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=data))
         return tuple(sources)
 
     def plugin_section(self, key: str) -> Any:
@@ -271,15 +330,6 @@ def leaf_values(value: object) -> Iterator[object]:
         yield value
 
 
-class ConfigError(Exception):
-    """A configuration that cannot be used; `problems` are (key path, reason) pairs."""
-
-    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
-        super().__init__(f"{source}: " + "; ".join(f"{k}: {r}" for k, r in problems))
-        self.source = source
-        self.problems = problems
-
-
 def build_settings_class(plugin_fields: Mapping[str, tuple[Any, Any]]) -> type[RootSettings]:
     """The root model with one extra field per plugin section: name -> (type, default)."""
     fields: dict[str, Any] = {
@@ -303,32 +353,29 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(env) if env else DEFAULT_CONFIG
 
 
-_PYDANTIC_PREFIX = re.compile(r"^(Value|Assertion) error, ")
-
-
 def load_settings(
-    path: Path, plugin_fields: Mapping[str, tuple[Any, Any]] | None = None
+    path: Path,
+    plugin_fields: Mapping[str, tuple[Any, Any]] | None = None,
+    *,
+    data: dict[str, Any] | None = None,
 ) -> RootSettings:
-    """Read and validate; raise ConfigError naming every bad key. Never echoes values,
-    so a secret in the wrong place is not printed back."""
-    if not path.exists():
-        raise ConfigError(str(path), [("(file)", "no such configuration file")])
-    try:
-        with path.open("rb") as fh:
-            tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [("(file)", f"not valid TOML: {exc}")]) from None
+    """Read (unless `data` is what the file held) and validate; raise ConfigError
+    naming every bad key. Never echoes values, so a secret in the wrong place is not
+    printed back."""
+    if data is None:
+        data = read_config_file(path)
     cls = build_settings_class(plugin_fields or {})
-    cls.toml_path = path.resolve()
+    problems = environment_problems(cls)
+    if problems:
+        raise ConfigError(str(path), problems)
+    cls.file_data = data
     try:
         return cls()
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_input=False, include_url=False):
-            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
-            if err["type"] == "extra_forbidden":
-                reason = "unknown key"
-            else:
-                reason = _PYDANTIC_PREFIX.sub("", err["msg"])
-            problems.append((key, reason))
-        raise ConfigError(str(path), problems) from None
+        raise ConfigError(str(path), validation_problems(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(str(path), [settings_error_problem(exc)]) from None
+    except (ArithmeticError, TypeError, ValueError) as exc:
+        # A validator that failed in a way of its own: still one line, no traceback.
+        reason = f"a value cannot be used ({type(exc).__name__})"
+        raise ConfigError(str(path), [("(settings)", reason)]) from None

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from bot.settings import Cron, Duration, Section
+from bot.settings import Cron, Duration, Section, between
 
 _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 
@@ -52,10 +52,15 @@ class CalendarSettings(Section):
     refresh: Duration = timedelta(minutes=15)
     feeds: list[FeedSettings] = Field(default_factory=list)
     # Recurrence is expanded this far ahead, never further (RRULEs without end).
-    horizon: Duration = timedelta(days=90)
+    # Two years at most: further is never needed, and each day costs occurrences.
+    horizon: Annotated[Duration, between(timedelta(days=1), timedelta(days=730))] = timedelta(
+        days=90
+    )
     # Caps on what one feed may cost: bytes, seconds, occurrences in all, per series.
     max_bytes: Annotated[int, Field(ge=1024)] = 5_000_000
-    timeout: Duration = timedelta(seconds=20)
+    timeout: Annotated[Duration, between(timedelta(seconds=1), timedelta(minutes=5))] = timedelta(
+        seconds=20
+    )
     max_occurrences: Annotated[int, Field(ge=1)] = 20_000
     max_per_series: Annotated[int, Field(ge=1)] = 500
     # All-day events are reminded as if they began at this local time.
@@ -106,5 +111,6 @@ def refresh_cron(every: timedelta) -> str:
 def all_day_clock(text: str) -> time:
     m = _HHMM.match(text.strip())
     if not m or int(m[1]) > 23 or int(m[2]) > 59:
-        raise ValueError(f"{text!r} is not a time of day written HH:MM")
+        # The value is not quoted: it may be a secret put under the wrong key.
+        raise ValueError("not a time of day written HH:MM")
     return time(int(m[1]), int(m[2]))

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from bot.settings import Duration, Section
+from bot.settings import Duration, Section, between
 
 Platform = Literal["console", "matrix", "discord"]
 
@@ -18,7 +18,10 @@ def _in_rooms() -> list[Platform]:
 
 class PollsSettings(Section):
     # How long a poll runs when `poll new` names neither --for nor --until.
-    default_duration: Duration = timedelta(days=3)
+    # At most what `poll new` accepts (plugins.polls.creating.LONGEST).
+    default_duration: Annotated[Duration, between(timedelta(minutes=1), timedelta(days=365))] = (
+        timedelta(days=3)
+    )
     # After a poll's end, how long to wait for votes still on their way (a platform's
     # final voter list, a catch-up after downtime) before the results are counted.
     settle: Duration = timedelta(seconds=5)
