@@ -132,7 +132,10 @@ def _mark_cut(text: str) -> int:
         while i < len(spans) and spans[i][1] + 3 <= at:
             i += 1
         if i < len(spans) and spans[i][0] <= at < spans[i][1] + 3:
-            pos = spans[i][1] + 3  # inside a fence: on past its end
+            count += 1  # the fence is one mark, what it holds none
+            if count > MAX_MARKS:
+                return spans[i][0]
+            pos = spans[i][1] + 3
             continue
         count += 1
         if count > MAX_MARKS:
