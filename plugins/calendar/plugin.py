@@ -14,7 +14,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.commanding import CommandCall
-from bot.core.commands import Flag, Kind, Param
+from bot.core.commands import LARGEST_INTEGER, Flag, Kind, Param
+from bot.core.errors import UserError
 from bot.core.events import ButtonPressed, ReactionAdded, ReactionRemoved
 from bot.core.messages import OutgoingMessage
 from bot.core.permissions import Level
@@ -35,6 +36,9 @@ from plugins.calendar.settings import CalendarSettings, all_day_clock, refresh_c
 from plugins.calendar.storage import Store, migrations
 
 _DEFAULT_LENGTH = timedelta(hours=1)
+# An event lasts a minute to a year; anything longer is a typo.
+_SHORTEST = timedelta(minutes=1)
+_LONGEST = timedelta(days=366)
 _AGENDA_DAYS = 7
 _LIST_DAYS = 14
 _LIST_MAX = 30
@@ -185,7 +189,7 @@ class CalendarPlugin(Plugin):
         help="calendar.help.add",
         params=(Param("title", sv_name="titel"), Param("time", Kind.TIME, sv_name="tid")),
         flags=(
-            Flag("length", Kind.DURATION, sv_name="längd"),
+            Flag("length", Kind.DURATION, sv_name="längd", minimum=_SHORTEST, maximum=_LONGEST),
             Flag("where", Kind.STRING, sv_name="plats"),
             Flag("in", Kind.ASSOCIATIONS, sv_name="i"),
         ),
@@ -235,14 +239,22 @@ class CalendarPlugin(Plugin):
         "event list",
         sv="händelse lista",
         help="calendar.help.list",
-        flags=(Flag("days", Kind.INTEGER, sv_name="dagar"), Flag("who", sv_name="vilka")),
+        flags=(
+            Flag("days", Kind.INTEGER, sv_name="dagar", minimum=1),
+            Flag("who", sv_name="vilka"),
+        ),
     )
     async def list_events(self, call: CommandCall) -> None:
         if call.args["who"] and not call.is_organiser:
             await call.reply(call.t("calendar.list.who_organisers"), ephemeral=True)
             return
-        horizon = self.settings.horizon.days or 1
-        days = max(1, min(call.args["days"] or _LIST_DAYS, horizon))
+        # Events are known only as far as the horizon: a longer list is refused with the
+        # range rather than quietly cut.
+        horizon = max(1, self.settings.horizon.days)
+        days = call.args["days"]
+        if days is not None and days > horizon:
+            raise UserError("error.out_of_range", name="days", value=str(days), low=1, high=horizon)
+        days = days or min(_LIST_DAYS, horizon)
         now = self.ctx.clock.now()
         items = await self.store.between(now, now + timedelta(days=days))
         assoc = self.ctx.associations.of_room(call.room)
@@ -273,7 +285,7 @@ class CalendarPlugin(Plugin):
         "event remove",
         sv="händelse ta-bort",
         help="calendar.help.remove",
-        params=(Param("id", Kind.INTEGER),),
+        params=(Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER),),
         level=Level.ORGANISER,
     )
     async def remove(self, call: CommandCall) -> None:
@@ -297,7 +309,7 @@ class CalendarPlugin(Plugin):
         sv="händelse svara",
         help="calendar.help.rsvp",
         params=(
-            Param("id", Kind.INTEGER),
+            Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER),
             Param("answer", Kind.CHOICE, sv_name="svar", choices=("yes", "no", "ja", "nej")),
         ),
     )
