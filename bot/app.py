@@ -40,6 +40,7 @@ from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
 from bot.storage.instance import InstanceLock
 from bot.storage.instance import acquire as acquire_instance_lock
+from bot.storage.migrations import refuse_newer
 from bot.storage.people_schema import people_migrations
 from bot.storage.state import AdapterState
 
@@ -231,6 +232,10 @@ class App:
             await self._db.close()
             self._db = None
             raise
+        # Every namespace is checked before the first is migrated: a refused database
+        # stays as it was.
+        plugin_schemas = [c.migrations for c in self._plugin_classes if c.migrations is not None]
+        await refuse_newer(self._db, [core_migrations, people_migrations, *plugin_schemas])
         await core_migrations.upgrade(self._db)
         await people_migrations.upgrade(self._db)
         self.adapters = self._make_adapters()

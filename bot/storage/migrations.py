@@ -2,19 +2,26 @@
 
 Each namespace keeps its version in `schema_version`. A database whose version is newer
 than the code knows is refused with a clear message, instead of being used by code that
-does not understand it.
+does not understand it. `refuse_newer` checks every namespace before any migration runs:
+a database refused for one namespace is left as it was in all the others (migrating the
+core first would leave it half upgraded, useless to the older and the newer code alike).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from bot.storage.database import Database
 
 log = logging.getLogger(__name__)
 
 MigrationFn = Callable[[Database], Awaitable[None]]
+
+_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    " namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+)
 
 
 class SchemaTooNewError(RuntimeError):
@@ -49,14 +56,14 @@ class Migrations:
     def latest(self) -> int:
         return max(self._steps, default=0)
 
-    async def upgrade(self, db: Database) -> int:
-        """Bring the namespace to the latest version; returns the version reached."""
+    def _check_numbering(self) -> None:
         if sorted(self._steps) != list(range(1, self.latest + 1)):
             raise ValueError(f"{self.namespace}: migrations must be numbered 1, 2, 3, ...")
-        await db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version ("
-            " namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
+
+    async def upgrade(self, db: Database) -> int:
+        """Bring the namespace to the latest version; returns the version reached."""
+        self._check_numbering()
+        await db.execute(_VERSION_TABLE)
         current = await db.fetchval(
             "SELECT version FROM schema_version WHERE namespace = ?", (self.namespace,)
         )
@@ -73,3 +80,18 @@ class Migrations:
                 )
             log.info("migrated %s to schema version %d", self.namespace, version)
         return self.latest
+
+
+async def refuse_newer(db: Database, namespaces: Iterable[Migrations]) -> None:
+    """Raise SchemaTooNewError for the first namespace whose stored version is newer
+    than its code, before any of them is migrated. (Where the table of versions is
+    missing, creating it changes nothing any code reads.)"""
+    await db.execute(_VERSION_TABLE)
+    stored = {
+        str(ns): int(v)
+        for ns, v in await db.fetchall("SELECT namespace, version FROM schema_version")
+    }
+    for migrations in namespaces:
+        found = stored.get(migrations.namespace, 0)
+        if found > migrations.latest:
+            raise SchemaTooNewError(migrations.namespace, found, migrations.latest, db.path)
