@@ -247,3 +247,19 @@ def test_a_valid_configuration_passes_both(tmp_path: Path) -> None:
     assert "horizon 730d" in checked.out
     ran = samverkan(tmp_path, "run", "--config", str(config))
     assert ran.code == 0, ran.err
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
+    config = write(tmp_path, CONSOLE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "check-config", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # as `| head -1` does, before the summary is written
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert b"Traceback" not in err
