@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SYNAPSE_VENV := .venv-synapse
 SYNAPSE_STAMP := $(SYNAPSE_VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean docker-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test: $(STAMP) $(SYNAPSE_STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Builds the image and checks it (docker/test.sh says what); as root it installs and
+# starts a Docker engine of its own where none runs.
+docker-test:
+	bash docker/test.sh
 
 clean:
 	rm -rf $(VENV) $(SYNAPSE_VENV) .mypy_cache .ruff_cache .pytest_cache
