@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import field_validator
+
+from bot.settings import ConfigError, Section, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # A value that must never be printed back, wherever the operator put it.
@@ -263,3 +266,25 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert b"Traceback" not in err
+
+
+class _Echoing(Section):
+    # A plugin's validator that quotes what it was given, as pydantic's examples do.
+    word: str = "ok"
+
+    @field_validator("word")
+    @classmethod
+    def _echo(cls, value: str) -> str:
+        if value != "ok":
+            raise ValueError(f"{value!r} is not ok, and neither is {value}")
+        return value
+
+
+def test_a_plugin_section_that_quotes_its_input_is_cut_short(tmp_path: Path) -> None:
+    path = write(tmp_path, '[echo]\nword = "{secret}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {"echo": (_Echoing, _Echoing)})
+    assert caught.value.problems == [
+        ("echo.word", "(the value) is not ok, and neither is (the value)")
+    ]
+    assert SECRET not in str(caught.value)
