@@ -1,6 +1,13 @@
-"""What `samverkan check-config` prints about a valid configuration: no secret, ever."""
+"""What `samverkan check-config` prints about a valid configuration: no secret, ever.
+
+Besides the SecretStr keys, a feed's address may be one: private calendar and feed
+addresses carry their token in the path or the query. Only their scheme and host are
+shown.
+"""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from bot.settings import RootSettings
 
@@ -38,13 +45,23 @@ def summary(settings: RootSettings) -> str:
     return "\n".join(lines)
 
 
-def _describe(value: object) -> str:
+def _describe(value: object, key: str = "") -> str:
     if isinstance(value, list):
         return f"{len(value)} entr{'y' if len(value) == 1 else 'ies'}" + "".join(
             f"\n  {_describe(v)}" for v in value
         )
     if isinstance(value, dict):
         return "; ".join(
-            f"{k} {_describe(v)}" for k, v in value.items() if not isinstance(v, list) or v
+            f"{k} {_describe(v, k)}" for k, v in value.items() if not isinstance(v, list) or v
         )
+    if key == "url" and isinstance(value, str):
+        return _address(value)
     return str(value)
+
+
+def _address(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return url  # a local path
+    shown = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return shown + ("/…" if parts.path.strip("/") or parts.query else "")

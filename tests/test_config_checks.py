@@ -288,3 +288,12 @@ def test_a_plugin_section_that_quotes_its_input_is_cut_short(tmp_path: Path) -> 
         ("echo.word", "(the value) is not ok, and neither is (the value)")
     ]
     assert SECRET not in str(caught.value)
+
+
+def test_the_summary_shows_a_feeds_host_not_its_private_address(tmp_path: Path) -> None:
+    private = "https://calendar.example.org:8443/ical/{secret}/basic.ics?token={secret}"
+    config = write(tmp_path, CONSOLE + f'[[calendar.feeds]]\nurl = "{private}"\n')
+    checked = samverkan(tmp_path, "check-config", "--config", str(config))
+    assert checked.code == 0, checked.err
+    assert "url https://calendar.example.org:8443/…" in checked.out
+    assert SECRET not in checked.both
