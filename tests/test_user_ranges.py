@@ -18,6 +18,8 @@ from tests.calendar.support import Bot as CalendarBot
 from tests.calendar.support import make_settings as calendar_settings
 from tests.polls.support import Bot as PollsBot
 from tests.polls.support import make_settings as polls_settings
+from tests.updates.support import Bot as UpdatesBot
+from tests.updates.support import make_settings as updates_settings
 
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
 EARLIEST = EARLIEST_TIME.strftime("%Y-%m-%d %H:%M")
@@ -120,3 +122,30 @@ async def test_poll_times_and_lengths_outside_their_range(polls: PollsBot) -> No
     await polls.say("falun", "anna", f"{new} --längd {timedelta(days=2).days}d")
     assert polls.last("falun").startswith("Omröstning ")
     no_apology(polls.texts())
+
+
+@pytest.fixture
+async def updates(tmp_path: Path) -> AsyncIterator[UpdatesBot]:
+    running = await UpdatesBot(updates_settings(tmp_path), FakeClock(START)).start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def test_update_and_feed_ids_past_64_bits(updates: UpdatesBot) -> None:
+    past = str(LARGEST_INTEGER + 1)
+    room = "falun"
+    for command in (
+        f"!flöde ta-bort {past}",
+        f"!flöde pausa {past}",
+        f"!flöde återuppta {past}",
+        "!flöde ta-bort 0",
+        f"!update cancel {past}",
+        f'!update edit {past} "Ny text"',
+    ):
+        await updates.say(room, "anna", command)
+        assert f"det ska vara mellan 1 och {LARGEST_INTEGER}" in updates.texts(room)[-1], command
+    await updates.say(room, "anna", '!uppdatering ny "Nytt" --tid "9999-01-01 10:00"')
+    assert f"mellan {EARLIEST} och {LATEST}" in updates.texts(room)[-1]
+    no_apology(updates.texts())
