@@ -34,8 +34,9 @@ _BLOCKS: Final = frozenset(
 )
 _ALLOWED: Final = {"a", *_BLOCKS}
 _SPACE = re.compile(r"\s+")
-# Markdown that Discord and our Matrix renderer act on; `(` matters only after `]`.
-_MARKUP = re.compile(r"([\\*_~|`\[\]])")
+# Markdown that Discord and our Matrix renderer act on (`(` matters only after `]`);
+# a URL is left whole, up to a bracket.
+_MARKUP_OR_URL = re.compile(r"(https?://[^\s\[\]]+)|[\\*_~|`\[\]]")
 _LINE_START = re.compile(r"^([>#-])", re.MULTILINE)
 _PINGS = re.compile(r"@(everyone|here|room|channel)\b", re.IGNORECASE)
 _DISCORD_MENTION = re.compile(r"<(@[!&]?|#)(?=\d)")
@@ -49,9 +50,12 @@ def neutralise(text: str) -> str:
 
 def escape(text: str) -> str:
     """Feed text as core text that shows exactly these characters; URLs stay whole."""
-    words = text.split(" ")
-    out = [w if w.startswith(("http://", "https://")) else _MARKUP.sub(r"\\\1", w) for w in words]
-    return neutralise(_LINE_START.sub(r"\\\1", " ".join(out)))
+    escaped = _MARKUP_OR_URL.sub(_escape_one, text)
+    return neutralise(_LINE_START.sub(r"\\\1", escaped))
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    return match[0] if match[1] else "\\" + match[0]
 
 
 def safe_url(url: str | None) -> str | None:
@@ -93,9 +97,14 @@ def link(text: str, url: str | None) -> str:
     return f"[{shown}]({target})"
 
 
-# A piece of a line: what it shows, its core text, and whether it is a link (a link is
-# never cut in half: it fits whole or goes).
-Piece = tuple[str, str, bool]
+# A piece of a line: the text it shows, and where it links (a link is never cut in
+# half: it fits whole or goes). Escaped only when it is used.
+Piece = tuple[str, str | None]
+
+
+def _core(piece: Piece) -> str:
+    shown, target = piece
+    return f"[{escape(shown)}]({target})" if target else escape(shown)
 
 
 class _Walker(HTMLParser):
@@ -119,7 +128,7 @@ class _Walker(HTMLParser):
             shown = _SPACE.sub(" ", "".join(self._anchor)).strip()
             target = safe_url(self._href)
             if shown and target and shown != target:
-                self.lines[-1].append((shown, f"[{escape(shown)}]({target})", True))
+                self.lines[-1].append((shown, target))
             elif shown:
                 self.add_text(shown)
             self._href, self._anchor = None, []
@@ -135,7 +144,7 @@ class _Walker(HTMLParser):
     def add_text(self, data: str) -> None:
         shown = _SPACE.sub(" ", data)
         if shown.strip() or (shown and self.lines[-1]):
-            self.lines[-1].append((shown, escape(shown), False))
+            self.lines[-1].append((shown, None))
 
     def line_break(self) -> None:
         if self.lines[-1]:
@@ -145,8 +154,8 @@ class _Walker(HTMLParser):
 def _fit(piece: Piece, budget: int) -> str:
     """The part of a piece that fits in `budget` characters: text up to its last whole
     word (or cut hard, for one long word), a link not at all."""
-    shown, _, is_link = piece
-    if is_link:
+    shown, target = piece
+    if target:
         return ""
     head = shown[:budget]
     if " " in head.strip():
@@ -180,7 +189,7 @@ def summary(raw: str | None, *, is_html: bool, lines: int, chars: int) -> str:
     budget = chars
     cut = False
     for pieces in walker.lines:
-        if not "".join(shown for shown, _, _ in pieces).strip():
+        if not "".join(shown for shown, _ in pieces).strip():
             continue
         if len(out) == lines or budget <= 0:
             cut = True
@@ -191,7 +200,7 @@ def summary(raw: str | None, *, is_html: bool, lines: int, chars: int) -> str:
                 line += _fit(piece, budget)
                 cut = True
                 break
-            line += piece[1]
+            line += _core(piece)
             budget -= len(piece[0])
         out.append(line.strip())
         if cut:
