@@ -191,39 +191,6 @@ def _best_cut(text: str, target: int) -> int:
     return max(1, min(target, len(text)))
 
 
-def _size(node: Inline) -> int:
-    return len(inline_text((node,)))
-
-
-def cut_inlines(inlines: tuple[Inline, ...], at: int) -> tuple[tuple[Inline, ...], ...]:
-    """`inlines` in two at `at` characters of their text (as `inline_text` counts)."""
-    left: list[Inline] = []
-    right: list[Inline] = []
-    pos = 0
-    for node in inlines:
-        size = _size(node)
-        if pos >= at:
-            right.append(node)
-        elif pos + size <= at:
-            left.append(node)
-        elif isinstance(node, Text | Code):
-            k = at - pos
-            left.append(type(node)(node.text[:k]))
-            right.append(type(node)(node.text[k:]))
-        elif isinstance(node, Styled):
-            a, b = cut_inlines(node.children, at - pos)
-            left.append(Styled(node.style, a))
-            right.append(Styled(node.style, b))
-        elif isinstance(node, Link):
-            a, b = cut_inlines(node.children, at - pos)
-            left.append(Link(node.href, a))
-            right.append(Link(node.href, b))
-        else:  # a mention or an emoji is not cut: it goes after
-            right.append(node)
-        pos += size
-    return normalise(left), normalise(right)
-
-
 def _strip(inlines: tuple[Inline, ...]) -> tuple[Inline, ...]:
     """No line break or space at either end of a part, inside its marks too."""
     items = list(inlines)
@@ -321,4 +288,4 @@ def _cut_table(block: Table, limit: int, measure: Measure) -> list[Block]:
     return _cut_inline_block(Paragraph(normalise(inlines)), limit, measure)
 
 
-__all__ = ["Measure", "cut_inlines", "split_document"]
+__all__ = ["Measure", "split_document"]
