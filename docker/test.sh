@@ -57,7 +57,7 @@ failures=0
 DOCKER_CLI=docker
 docker() { command "$DOCKER_CLI" "$@"; }
 
-say() { printf '== %s\n' "$*"; }
+say() { printf '== [%4ss] %s\n' "$(($(date +%s) - started))" "$*"; }
 ok() { printf '   ok: %s\n' "$*"; }
 fail() {
     printf '   FAILED: %s\n' "$*"
