@@ -7,35 +7,33 @@ default) and imported here by name, so the framework's code never imports a feat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import signal
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from bot.commanding import Dispatcher
-from bot.config_file import import_plugins, read_config_file
 from bot.core.associations import Association, Directory
 from bot.core.clock import Clock, SystemClock
-from bot.core.commands import CommandSpec
-from bot.core.events import InboundEvent
 from bot.core.i18n import Translator
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
 from bot.core.refs import RoomRef, UserRef
-from bot.core.text import clean_event
 from bot.delivery import Delivery
 from bot.fetching import Fetcher
+from bot.host import AppHost
+from bot.loading import BUILTIN_PLUGINS, import_plugin, plugin_settings_fields, read_settings
 from bot.metrics import Metrics
 from bot.people import People
 from bot.plugin import Plugin, PluginContext, PluginScheduler
 from bot.scheduling import JobRun, MissedJob, Scheduler, Waker
 from bot.services import Services
-from bot.settings import RootSettings, load_settings
+from bot.settings import RootSettings
 from bot.starting import AdapterStarter
+from bot.stopping import drained, log_end, on_stop_signals, stop_inputs
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
 from bot.storage.instance import InstanceLock
@@ -46,6 +44,15 @@ from bot.storage.state import AdapterState
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "App",
+    "heartbeat_path",
+    "import_plugin",
+    "plugin_settings_fields",
+    "read_settings",
+]
+
 HEARTBEAT_EVERY: Final = 30.0
 # Finished deliveries are remembered this long, so that a key (a reminder, a relayed
 # message) is never posted twice while it can still come up; then forgotten, as the
@@ -53,8 +60,6 @@ HEARTBEAT_EVERY: Final = 30.0
 OUTBOX_RETENTION: Final = timedelta(days=60)
 INBOUND_RETENTION: Final = timedelta(days=7)
 HOUSEKEEPING_CRON: Final = "17 4 * * *"
-# How long a stop waits for the adapters to finish the events in hand.
-INPUT_STOP_TIMEOUT: Final = 20.0
 
 
 def heartbeat_path(settings: RootSettings) -> Path:
@@ -62,47 +67,7 @@ def heartbeat_path(settings: RootSettings) -> Path:
     return Path(settings.bot.database).with_name("heartbeat")
 
 
-BUILTIN_PLUGINS: Final = (
-    "plugins.help",
-    "plugins.bridge",
-    "plugins.calendar",
-    "plugins.accounts",
-    "plugins.polls",
-    "plugins.updates",
-)
 _LOCALES = Path(__file__).parent / "locales"
-
-
-def plugin_modules(settings_plugins: Sequence[str] | None) -> tuple[str, ...]:
-    return tuple(settings_plugins) if settings_plugins is not None else BUILTIN_PLUGINS
-
-
-def import_plugin(module_name: str) -> type[Plugin]:
-    module = importlib.import_module(module_name)
-    cls = getattr(module, "PLUGIN", None)
-    if not (isinstance(cls, type) and issubclass(cls, Plugin)):
-        raise ImportError(f"{module_name} has no PLUGIN (a Plugin subclass)")
-    return cls
-
-
-def plugin_settings_fields(classes: Iterable[type[Plugin]]) -> dict[str, tuple[Any, Any]]:
-    return {
-        cls.settings_key: (cls.settings_type, cls.settings_default)
-        for cls in classes
-        if cls.settings_key is not None
-    }
-
-
-def read_settings(path: Path) -> tuple[RootSettings, list[type[Plugin]]]:
-    """Load the settings with every plugin's section, and the plugin classes to run;
-    ConfigError for a file that cannot be read or a listed module that is no plugin."""
-    raw = read_config_file(path)
-    section = raw.get("bot")
-    listed = section.get("plugins") if isinstance(section, dict) else None
-    names = listed if isinstance(listed, list) else None
-    classes = import_plugins(path, plugin_modules(names), Plugin, listed=names is not None)
-    settings = load_settings(path, plugin_settings_fields(classes), data=raw)
-    return settings, classes
 
 
 def build_directory(settings: RootSettings) -> Directory:
@@ -110,44 +75,6 @@ def build_directory(settings: RootSettings) -> Directory:
         (Association(a.id, a.name, tuple(a.rooms), a.language) for a in settings.associations),
         settings.bot.language,
     )
-
-
-def loop_time() -> float:
-    return asyncio.get_running_loop().time()
-
-
-def _log_end(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("adapter %s stopped with an error", task.get_name(), exc_info=task.exception())
-
-
-class _Host:
-    """The framework as one adapter sees it."""
-
-    def __init__(self, app: App, adapter: Adapter) -> None:
-        self._app = app
-        self._adapter = adapter
-
-    async def handle(self, event: InboundEvent) -> None:
-        # The one way in for every adapter: text is cleaned and capped here, once.
-        limit = int(getattr(self._adapter, "inbound_limit", self._adapter.message_limit))
-        self._app.metrics.event_in(self._adapter.platform)
-        await self._app.dispatcher.handle(clean_event(event, limit), self._adapter.command_prefix)
-
-    def commands(self) -> Sequence[CommandSpec]:
-        return self._app.dispatcher.registry.specs()
-
-    def rooms(self, platform: str) -> Sequence[RoomRef]:
-        return [r for r in self._app.settings.all_rooms() if r.platform == platform]
-
-    def t(self, key: str, language: str | None = None, /, **params: object) -> str:
-        return self._app.translator.t(key, language, **params)
-
-    def language_for(self, room: RoomRef) -> str:
-        return self._app.directory.language_for(room)
-
-    def connection_restored(self) -> None:
-        self._app.delivery.retry_now(self._adapter.platform)
 
 
 class App:
@@ -266,7 +193,7 @@ class App:
             await self._load(cls)
         # Each in the background: a platform that does not answer holds up no other.
         self.starter = AdapterStarter(
-            self.adapters, lambda a: _Host(self, a), self.delivery, self._stop, self.request_stop
+            self.adapters, lambda a: AppHost(self, a), self.delivery, self._stop, self.request_stop
         )
         await self.starter.start_all()
         self.scheduler.register("core", "housekeeping", self._housekeeping)
@@ -412,11 +339,7 @@ class App:
         """Start, run until every adapter's input ends or a stop is asked, then stop:
         the event in hand is finished (never cut off between the writes it makes), posts
         in flight are sent while the platforms answer, and nothing new is taken in."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            # Not possible outside the main thread (tests) or on some platforms.
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.request_stop, sig)
+        on_stop_signals(self.request_stop)
         try:
             await self.start()
             beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
@@ -432,61 +355,18 @@ class App:
                 )
                 for task in done:
                     if task is not stop_wait:
-                        _log_end(task)
+                        log_end(task)
                 pending.discard(stop_wait)
             stop_wait.cancel()
-            await self._stop_inputs({t: inputs[t] for t in pending})
+            await stop_inputs({t: inputs[t] for t in pending}, self._hurry)
             beat.cancel()
             # Finish what is in flight before leaving.
-            if not await self._drained(drain_timeout):
+            if not await drained(self.delivery, self._hurry, drain_timeout):
                 log.warning("stopping with deliveries still pending; they resume on next start")
         finally:
             await self.stop()
         if self.starter.fatal is not None:
             raise self.starter.fatal  # a platform refused the bot: `run` fails with it
-
-    async def _stop_inputs(self, running: dict[asyncio.Task[Any], Adapter]) -> None:
-        """Ask each adapter still receiving to stop after the event in hand, and wait for
-        it; only one that does not stop in time is cancelled."""
-        if not running:
-            return
-        asks = []
-        for task, adapter in running.items():
-            stopper = getattr(adapter, "stop_receiving", None)
-            if stopper is None:
-                task.cancel()  # an adapter that cannot stop between events
-            else:
-                asks.append(asyncio.create_task(stopper()))
-        hurry = asyncio.create_task(self._hurry.wait())
-        waiting = set(running) | set(asks)
-        deadline = loop_time() + INPUT_STOP_TIMEOUT
-        while waiting - set(asks) and not self._hurry.is_set():
-            left = deadline - loop_time()
-            if left <= 0:
-                break
-            _, waiting = await asyncio.wait(
-                waiting | {hurry}, timeout=left, return_when=asyncio.FIRST_COMPLETED
-            )
-            waiting.discard(hurry)
-        hurry.cancel()
-        for task in running:
-            if not task.done():
-                log.warning("adapter %s did not stop in time; cut off", task.get_name())
-                task.cancel()
-        await asyncio.gather(*running, *asks, return_exceptions=True)
-        for task in asks:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("stopping an adapter's input failed", exc_info=task.exception())
-
-    async def _drained(self, timeout: float) -> bool:
-        idle = asyncio.create_task(self.delivery.wait_idle(timeout))
-        hurry = asyncio.create_task(self._hurry.wait())
-        await asyncio.wait({idle, hurry}, return_when=asyncio.FIRST_COMPLETED)
-        hurry.cancel()
-        if not idle.done():
-            idle.cancel()
-            return False
-        return idle.result()
 
     async def _heartbeat(self) -> None:
         path = heartbeat_path(self.settings)
