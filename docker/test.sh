@@ -483,8 +483,11 @@ done
 BUILD_TOOK=$(elapsed_since "$build_started")
 ok "built $IMAGE in $BUILD_TOOK s ($(grep -c 'Using cache' "$TMP/build.log" || true) of" \
     "$(grep -c '^Step ' "$TMP/build.log" || true) steps from the cache)"
-# Earlier builds of the tag, now untagged, would pile up in the data root.
-docker image prune -f >/dev/null
+# Earlier builds of the tag, now untagged, would pile up in our data root (an engine that
+# was running already is left as it is).
+if [[ -n $DOCKERD_PID ]]; then
+    docker image prune -f >/dev/null
+fi
 
 HEALTHY_AFTER="-"
 STOP_AFTER="-"
