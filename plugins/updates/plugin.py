@@ -77,6 +77,21 @@ class UpdatesPlugin(Plugin):
         await self.ctx.scheduler.every("refresh", refresh_cron(tick), "refresh", grace=_TICK_GRACE)
         await self.ctx.scheduler.every("digest", self.settings.schedule, "digest")
 
+        async def failing() -> int:
+            return await self.store.count_feeds(failing=True)
+
+        async def paused() -> int:
+            return await self.store.count_feeds(paused=True)
+
+        metrics = self.ctx.metrics
+        metrics.gauge("updates_feeds_failing", "News feeds in a failure streak now", failing)
+        metrics.gauge("updates_feeds_paused", "News feeds paused", paused)
+        metrics.gauge(
+            "updates_entries_waiting",
+            "Feed entries waiting for the digest",
+            self.store.count_pending,
+        )
+
     async def on_ready(self) -> None:
         await self.refresh_due()
 

@@ -169,6 +169,21 @@ class Store:
         num = await self.db.fetchval("SELECT num FROM updates_feeds WHERE key = ?", (spec.key,))
         return int(num)
 
+    async def count_feeds(self, *, failing: bool = False, paused: bool = False) -> int:
+        """For the metrics: feeds in a failure streak, or paused."""
+        column = "failing_since" if failing else "paused"
+        assert failing or paused
+        value = await self.db.fetchval(
+            f"SELECT COUNT(*) FROM updates_feeds WHERE {column} IS NOT NULL"
+        )
+        return int(value or 0)
+
+    async def count_pending(self) -> int:
+        value = await self.db.fetchval(
+            "SELECT COUNT(*) FROM updates_entries WHERE state = ?", (PENDING,)
+        )
+        return int(value or 0)
+
     async def delete_feed(self, key: str) -> None:
         await self.db.execute("DELETE FROM updates_digest_items WHERE feed = ?", (key,))
         await self.db.execute(

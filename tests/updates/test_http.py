@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.clock import FakeClock
+from tests.test_http_service import scrape
 from tests.updates.server import NewsServer, news_server
 from tests.updates.support import Bot, Item, atom, feed_toml, json_feed, make_settings, rss
 
@@ -194,5 +195,29 @@ async def test_a_day_of_failures_pauses_the_feed_with_one_notice(
         assert 8 <= tries <= 11
         await bot.advance_to(START + timedelta(days=3))
         assert len(server.asked) == tries
+    finally:
+        await bot.stop()
+
+
+async def test_metrics_count_failing_paused_and_waiting(tmp_path: Path, server: NewsServer) -> None:
+    server.serve("/rss", rss(news(1)))
+    server.serve("/gone", rss(news(1)))
+    feeds = '[http]\nlisten = "127.0.0.1:0"\n' + "".join(
+        feed_toml(server.url(p), ["falun"], id=p[1:]) for p in ("/rss", "/gone")
+    )
+    bot = await Bot(make_settings(tmp_path, feeds), FakeClock(START)).start()
+    try:
+        server.fail("/rss", 503)
+        server.fail("/gone", 410)
+        await bot.refresh()
+        got = await scrape(bot.running)
+        assert got[("samverkan_updates_feeds_failing", ())] == 2
+        assert got[("samverkan_updates_feeds_paused", ())] == 1
+        server.fail("/rss", 200)
+        server.serve("/rss", rss(news(3, 2, 1)))
+        await bot.refresh()
+        got = await scrape(bot.running)
+        assert got[("samverkan_updates_feeds_failing", ())] == 1  # the paused one
+        assert got[("samverkan_updates_entries_waiting", ())] == 2
     finally:
         await bot.stop()
