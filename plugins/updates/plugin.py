@@ -25,7 +25,7 @@ from bot.scheduling import JobRun
 from plugins.updates import text
 from plugins.updates.formatting import Formatter
 from plugins.updates.model import BY_ORGANISER, COMMAND, CONFIG, PENDING, Entry, FeedRow
-from plugins.updates.notes import CANCELLED, POSTED, QUEUED, Notes, clean_text
+from plugins.updates.notes import CANCELLED, POSTED, QUEUED, Notes, clean_text, job_key
 from plugins.updates.posting import Poster
 from plugins.updates.refresh import Outcome, Refresher
 from plugins.updates.schema import migrations
@@ -333,16 +333,22 @@ class UpdatesPlugin(Plugin):
             await call.reply(call.t("updates.post.none"))
             return
         lines = [call.t("updates.post.head")]
+        # A text whose time passed while the bot was down, beyond the grace: the
+        # scheduler told organisers, and it waits for nothing now.
+        armed = {key for key, _ in await self.ctx.scheduler.pending("updates:post:")}
+        now = self.ctx.clock.now().timestamp()
         for note in notes[-_LIST_MAX:]:
-            state = "queued" if note.state == QUEUED else "posted"
-            when = self.fmt.stamp(
-                note.posted_at if note.state == POSTED else note.due_at, call.language
-            )
+            if note.state == POSTED:
+                state, at = "posted", note.posted_at
+            elif note.due_at <= now and job_key(note.id) not in armed:
+                state, at = "missed", note.due_at
+            else:
+                state, at = "queued", note.due_at
             lines.append(
                 call.t(
                     f"updates.post.line_{state}",
                     id=note.id,
-                    when=when,
+                    when=self.fmt.stamp(at, call.language),
                     targets=self._target_names(note.associations, note.rooms, call.language),
                     text=text.one_line(note.text, 80),
                 )

@@ -243,3 +243,29 @@ async def test_update_post_now_at_a_time_list_cancel_and_edit(bot: Bot) -> None:
     assert all(p.text.endswith("Årsmöte 13 mars") for p in edited)
     await bot.say("falun", "anna", '!uppdatering ändra 3 "x"')
     assert last(bot).startswith("Det finns ingen uppdatering med nummer 3.")
+
+
+async def test_a_text_due_while_the_bot_was_down(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    bot = await Bot(make_settings(tmp_path), clock).start()
+    await bot.say("falun", "anna", '!uppdatering ny "Snart" --tid "2026-11-23 12:00" --i mora')
+    await bot.say("falun", "anna", '!uppdatering ny "Senare" --tid "2026-11-23 16:00" --i mora')
+    await bot.stop()
+    clock.set(datetime(2026, 11, 23, 11, 30, tzinfo=UTC))  # 12.30: within the hour's grace
+    await bot.start()
+    try:
+        assert bot.texts("mora") == ["(late) 📣 Update from the district:\nSnart"]
+    finally:
+        await bot.stop()
+    clock.set(datetime(2026, 11, 23, 18, tzinfo=UTC))  # 19.00: three hours late
+    await bot.start()
+    try:
+        assert len(bot.texts("mora")) == 1  # the late one, from before: nothing new
+        assert "en uppdatering från en organisatör" in bot.texts("styrelse")[-1]
+        await bot.say("falun", "anna", "!uppdatering lista")
+        assert last(bot).split("\n")[-1] == (
+            "#2 skulle ha postats måndag 23 november kl. 16.00, till Mora, men boten var nere;"
+            " posta den igen med uppdatering ny: Senare"
+        )
+    finally:
+        await bot.stop()
