@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 # How long the App's start waits for every adapter's first try before going on.
 FIRST_TRY_WAIT: Final = 10.0
-BACKOFF_MAX: Final = 60.0
+# Capped low: a failed connect is cheap, and the bot should be back soon after the
+# platform is.
+BACKOFF_MAX: Final = 15.0
 
 
 class AdapterStarter:
