@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Final
 
-from bot.settings import listen_address
+from bot.health_probe import listen_address
 
 TIMEOUT: Final = 5.0
 _WILDCARDS: Final = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}

@@ -20,9 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from bot.core.clock import Clock
 from bot.core.platform import Adapter
 from bot.delivery import Delivery
+from bot.health_probe import listen_address
 from bot.metrics import Backlog, Metrics
 from bot.scheduling import Scheduler
-from bot.settings import listen_address
 from bot.starting import AdapterStarter
 from bot.storage.database import Database
 from bot.storage.health import StorageUnavailable

@@ -53,6 +53,7 @@ from bot.core.timeparse import (
     format_duration,
     parse_duration,
 )
+from bot.health_probe import listen_address
 
 __all__ = ["ConfigError"]  # where it has always been imported from
 
@@ -220,15 +221,6 @@ class FetchingSettings(Section):
     # Networks that may be fetched from although internal (loopback, private,
     # link-local...), which the guard against request forgery refuses otherwise.
     allow: list[Network] = []
-
-
-def listen_address(value: str) -> tuple[str, int]:
-    """`host:port` (`[::1]:9180` for IPv6) as (host, port); ValueError if it is not."""
-    host, sep, port = value.strip().rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError("write it as host:port, like 127.0.0.1:9180")
-    return host, int(port)
 
 
 class HttpSettings(Section):
