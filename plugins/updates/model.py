@@ -86,6 +86,7 @@ class FeedRow:
     etag: str | None
     last_modified: str | None
     body_hash: str | None
+    last_parsed: float | None  # when the entries were last read (not a 304)
     next_fetch: float | None
     last_success: float | None
     last_error: str | None  # JSON: [reason key, params]

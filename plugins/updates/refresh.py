@@ -50,6 +50,8 @@ ACCEPT: Final = (
 )
 # Parsing is CPU work in threads: two at a time is what the machine has to give.
 _PARSERS: Final = 2
+# How often a feed that answers 304 has its entries marked as still there.
+_SEEN_EVERY: Final = timedelta(days=1)
 
 
 class Source(Protocol):
@@ -216,6 +218,10 @@ class Refresher:
         log.debug("feed %s unchanged", feed.label)
         async with self.store.db.transaction():
             await self._recovered(feed)
+            parsed = feed.last_parsed
+            if parsed is not None and now.timestamp() - parsed > _SEEN_EVERY.total_seconds():
+                # Not at every 304: a day late is soon enough for a retention of weeks.
+                await self.store.still_there(feed.key, parsed, now.timestamp())
             await self.store.set_feed(
                 feed.key,
                 etag=fetched.etag or feed.etag,

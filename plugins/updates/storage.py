@@ -31,8 +31,8 @@ def split(value: str) -> tuple[str, ...]:
 
 _FEED_COLUMNS = (
     "num, key, origin, url, name, title, associations, rooms, mode, include, exclude,"
-    " refresh, paused, primed, etag, last_modified, body_hash, next_fetch, last_success,"
-    " last_error, last_error_at, failing_since, failures, reported"
+    " refresh, paused, primed, etag, last_modified, body_hash, last_parsed, next_fetch,"
+    " last_success, last_error, last_error_at, failing_since, failures, reported"
 )
 
 
@@ -55,13 +55,14 @@ def _feed(r: Sequence[Any]) -> FeedRow:
         etag=r[14],
         last_modified=r[15],
         body_hash=r[16],
-        next_fetch=float(r[17]) if r[17] is not None else None,
-        last_success=float(r[18]) if r[18] is not None else None,
-        last_error=r[19],
-        last_error_at=float(r[20]) if r[20] is not None else None,
-        failing_since=float(r[21]) if r[21] is not None else None,
-        failures=int(r[22]),
-        reported=bool(r[23]),
+        last_parsed=float(r[17]) if r[17] is not None else None,
+        next_fetch=float(r[18]) if r[18] is not None else None,
+        last_success=float(r[19]) if r[19] is not None else None,
+        last_error=r[20],
+        last_error_at=float(r[21]) if r[21] is not None else None,
+        failing_since=float(r[22]) if r[22] is not None else None,
+        failures=int(r[23]),
+        reported=bool(r[24]),
     )
 
 
@@ -266,6 +267,15 @@ class Store:
             "UPDATE updates_entries SET last_seen = ? WHERE feed = ? AND id = ?",
             [(now, feed, i) for i in ids],
         )
+
+    async def still_there(self, feed: str, parsed_at: float, now: float) -> None:
+        """The entries read at `parsed_at` are still in the feed (it answered 304): they
+        were last seen now, so that nothing forgets them while the feed carries them."""
+        await self.db.execute(
+            "UPDATE updates_entries SET last_seen = ? WHERE feed = ? AND last_seen = ?",
+            (now, feed, parsed_at),
+        )
+        await self.db.execute("UPDATE updates_feeds SET last_parsed = ? WHERE key = ?", (now, feed))
 
     async def set_state(self, items: Iterable[tuple[str, str]], state: str) -> None:
         await self.db.executemany(

@@ -221,3 +221,34 @@ async def test_metrics_count_failing_paused_and_waiting(tmp_path: Path, server: 
         assert got[("samverkan_updates_entries_waiting", ())] == 2
     finally:
         await bot.stop()
+
+
+async def test_a_feed_answering_304_for_weeks_keeps_what_it_carries(
+    tmp_path: Path, server: NewsServer
+) -> None:
+    server.serve("/rss", rss(news(2, 1)))
+    settings = make_settings(tmp_path, feed_toml(server.url("/rss"), ["mora"], mode="instant"))
+    clock = FakeClock(START)
+    bot = await Bot(settings, clock).start()
+    try:
+        for _ in range(5):  # 50 days of 304s, past the 30-day retention
+            clock.advance(timedelta(days=10))
+            await bot.refresh()
+        assert server.statuses("/rss") == [200, 304, 304, 304, 304, 304]
+        count = await bot.running.db.fetchval("SELECT COUNT(*) FROM updates_entries")
+        assert count == 2
+        server.serve("/rss", rss(news(3, 2, 1)))
+        await bot.refresh()
+        assert [t.split("\n")[0] for t in bot.texts("mora")] == [
+            "📰 [Nyhet 3](https://region.example/n/3)"
+        ]
+        # Gone from the feed, an entry is forgotten after the retention.
+        clock.advance(timedelta(minutes=15))
+        server.serve("/rss", rss(news(3)))
+        await bot.refresh()
+        clock.advance(timedelta(days=31))
+        await bot.refresh()
+        count = await bot.running.db.fetchval("SELECT COUNT(*) FROM updates_entries")
+        assert count == 1
+    finally:
+        await bot.stop()
