@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from bot.audit import AuditLog
 from bot.commanding import Dispatcher
 from bot.core.associations import Association, Directory
 from bot.core.clock import Clock, SystemClock
@@ -22,24 +23,25 @@ from bot.core.i18n import Translator
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
 from bot.core.refs import RoomRef, UserRef
+from bot.data_map import all_lifetimes, audit_recorder, framework_namespaces
 from bot.delivery import Delivery
 from bot.fetching import Fetcher
 from bot.host import AppHost
+from bot.lifetimes import purge
 from bot.loading import BUILTIN_PLUGINS, import_plugin, plugin_settings_fields, read_settings
 from bot.metrics import Metrics
 from bot.people import People
 from bot.plugin import Plugin, PluginContext, PluginScheduler
+from bot.privacy import Privacy
 from bot.scheduling import JobRun, MissedJob, Scheduler, Waker
 from bot.services import Services
 from bot.settings import RootSettings
 from bot.starting import AdapterStarter
 from bot.stopping import drained, log_end, on_stop_signals, stop_inputs
-from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
 from bot.storage.instance import InstanceLock
 from bot.storage.instance import acquire as acquire_instance_lock
 from bot.storage.migrations import refuse_newer
-from bot.storage.people_schema import people_migrations
 from bot.storage.state import AdapterState
 
 log = logging.getLogger(__name__)
@@ -162,11 +164,13 @@ class App:
         # Every namespace is checked before the first is migrated: a refused database
         # stays as it was.
         plugin_schemas = [c.migrations for c in self._plugin_classes if c.migrations is not None]
-        await refuse_newer(self._db, [core_migrations, people_migrations, *plugin_schemas])
-        await core_migrations.upgrade(self._db)
-        await people_migrations.upgrade(self._db)
+        await refuse_newer(self._db, [*framework_namespaces(), *plugin_schemas])
+        for namespace in framework_namespaces():  # core, people, audit
+            await namespace.upgrade(self._db)
         self.adapters = self._make_adapters()
         self.people = People(self._db)
+        self.audit = AuditLog(self._db)
+        self.privacy = Privacy(self._db, self.people, self.audit, self._plugin_classes)
         self.delivery = Delivery(
             self._db, self.clock, self.adapters, backoff_base=self._delivery_backoff
         )
@@ -236,6 +240,8 @@ class App:
             member_rooms=self.member_rooms,
             metrics=self.metrics.for_plugin(cls.name),
             log=logging.getLogger(f"plugins.{cls.name}"),
+            audit=audit_recorder(self.audit, self.directory, self.clock),
+            privacy=self.privacy,
         )
         plugin = cls(ctx)
         await plugin.on_start()
@@ -269,6 +275,9 @@ class App:
         for platform in self.adapters:
             seen += await AdapterState(self.db, platform).forget_before(now - INBOUND_RETENTION)
         log.info("housekeeping: forgot %d finished deliveries and %d inbound ids", outbox, seen)
+        # Every table's lifetime (bot/lifetimes.py), each plugin's included.
+        lifetimes = all_lifetimes([c.migrations for c in self._plugin_classes])
+        await purge(self.db, lifetimes, now, self.settings.privacy.lifetimes)
 
     async def member_rooms(self, user: UserRef) -> list[RoomRef]:
         """The configured rooms `user` is in, where the platform can tell (optional for

@@ -19,6 +19,7 @@ BUILTIN_PLUGINS: Final = (
     "plugins.accounts",
     "plugins.polls",
     "plugins.updates",
+    "plugins.privacy",
 )
 
 

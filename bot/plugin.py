@@ -11,7 +11,7 @@ unloading unregisters in `finally`, whatever `on_stop` does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -27,6 +27,7 @@ from bot.delivery import Delivery
 from bot.fetching import Fetcher
 from bot.metrics import PluginMetrics, no_metrics
 from bot.people import People
+from bot.privacy import PersonalData, Privacy
 from bot.scheduling import JobRun, Scheduler
 from bot.storage.database import Database
 from bot.storage.migrations import Migrations
@@ -140,6 +141,19 @@ async def _no_rooms(user: UserRef) -> list[RoomRef]:
     return []
 
 
+# An organiser's action for the audit log: who, what, the room it was done from (whose
+# association it is filed under), and details (ids, never message text).
+AuditRecorder = Callable[
+    [UserRef | None, str, RoomRef | None, Mapping[str, Any] | None], Awaitable[None]
+]
+
+
+async def _no_audit(
+    actor: UserRef | None, action: str, room: RoomRef | None, detail: Mapping[str, Any] | None
+) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class PluginContext:
     name: str
@@ -165,6 +179,9 @@ class PluginContext:
     # Gauges read at each scrape of /metrics: `ctx.metrics.gauge(name, help, fn)`.
     metrics: PluginMetrics = field(default_factory=no_metrics)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("plugins"))
+    audit: AuditRecorder = _no_audit
+    # Every feature's data of one person (export, erase): for the privacy commands.
+    privacy: Privacy | None = None
 
     def t(self, key: str, language: str | None = None, /, **params: object) -> str:
         return self.translator.t(key, language, **params)
@@ -179,6 +196,9 @@ class Plugin:
     settings_default: ClassVar[Any] = None
     migrations: ClassVar[Migrations | None] = None
     locales: ClassVar[str | None] = None  # folder of sv.toml / en.toml, beside the plugin
+    # A person's rows in the plugin's tables, exported or erased on request (the
+    # lifetimes of its tables are declared on its `migrations`).
+    personal_data: ClassVar[PersonalData] = PersonalData()
 
     def __init__(self, ctx: PluginContext) -> None:
         self.ctx = ctx

@@ -235,6 +235,12 @@ class HttpSettings(Section):
         return value.strip()
 
 
+class PrivacySettings(Section):
+    # How long each table keeps its rows, by table name, where the defaults declared
+    # beside the migrations do not suit (`samverkan privacy report` lists them).
+    lifetimes: dict[str, Duration] = {}
+
+
 class AssociationSettings(Section):
     id: Identifier
     name: str
@@ -261,6 +267,7 @@ class RootSettings(BaseSettings):
     associations: list[AssociationSettings] = []
     fetching: FetchingSettings = FetchingSettings()
     http: HttpSettings = HttpSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> RootSettings:

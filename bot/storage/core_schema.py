@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from bot.lifetimes import Lifetime
 from bot.storage.database import Database
 from bot.storage.migrations import Migrations
 
@@ -75,3 +78,26 @@ async def _outbox_claims(db: Database) -> None:
     # claim and are claimed by the first instance that reads them.
     await db.execute("ALTER TABLE outbox ADD COLUMN claimed_by TEXT")
     await db.execute("ALTER TABLE outbox ADD COLUMN claimed_until REAL")
+
+
+# Finished deliveries stay 60 days so that a key never posts twice while it can still
+# come up (housekeeping forgets them too); inbound ids guard against repeats only.
+core_migrations.keep(
+    Lifetime(
+        "outbox",
+        "automated posts: key, room, platform id; text only until sent",
+        timedelta(days=60),
+        age="COALESCE(done_at, created_at)",
+        where="status <> 'pending'",
+    ),
+    Lifetime(
+        "schedule",
+        "wake-ups: what is due when (no text)",
+        timedelta(days=30),
+        age="done_at",
+        where="status <> 'pending' AND cron IS NULL",
+    ),
+    Lifetime("inbound_seen", "ids of inbound events already handled", timedelta(days=7), "seen_at"),
+    Lifetime("adapter_state", "each platform's sync position", None),
+    Lifetime("schema_version", "the schema version of each namespace", None),
+)

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from bot.storage.database import Database
+
+if TYPE_CHECKING:
+    from bot.lifetimes import Lifetime
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,12 @@ class Migrations:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self._steps: dict[int, MigrationFn] = {}
+        # How long each of the namespace's tables keeps its rows (bot/lifetimes.py),
+        # declared beside the migrations that create them.
+        self.lifetimes: list[Lifetime] = []
+
+    def keep(self, *lifetimes: Lifetime) -> None:
+        self.lifetimes.extend(lifetimes)
 
     def step(self, version: int) -> Callable[[MigrationFn], MigrationFn]:
         def register(fn: MigrationFn) -> MigrationFn:

@@ -5,6 +5,9 @@ Their own migrations namespace ("people"), run by the app right after the core's
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from bot.lifetimes import Lifetime
 from bot.storage.database import Database
 from bot.storage.migrations import Migrations
 
@@ -36,3 +39,12 @@ async def _initial(db: Database) -> None:
     # Wrong codes typed, per account, kept only as long as the limit looks back.
     await db.execute("CREATE TABLE people_tries (account TEXT NOT NULL, tried_at REAL NOT NULL)")
     await db.execute("CREATE INDEX people_tries_account ON people_tries (account, tried_at)")
+
+
+# A link lasts until its person undoes it or is erased; codes until they expire; wrong
+# tries as long as the limit looks back (a day is more than enough).
+people_migrations.keep(
+    Lifetime("people_links", "which accounts are one person (a random id)", None),
+    Lifetime("people_codes", "pending link codes, hashed", timedelta(0), "expires_at"),
+    Lifetime("people_tries", "wrong link codes typed, per account", timedelta(days=1), "tried_at"),
+)

@@ -33,6 +33,7 @@ from bot.delivery import LaneHealth, Target
 from bot.plugin import Plugin, command, job, on
 from bot.scheduling import JobRun
 from plugins.bridge.formatting import document_of, with_quote
+from plugins.bridge.personal import BridgeData
 from plugins.bridge.settings import BridgeSettings
 from plugins.bridge.store import BridgeStore, migrations
 
@@ -54,6 +55,7 @@ class BridgePlugin(Plugin):
     settings_default = list
     migrations = migrations
     locales = str(Path(__file__).parent / "locales")
+    personal_data = BridgeData()
 
     async def on_start(self) -> None:
         self.bridges: list[BridgeSettings] = list(self.ctx.settings or [])
@@ -157,7 +159,9 @@ class BridgePlugin(Plugin):
                 attribution=self._attribution(event.sender, event.room),
                 notice=False,
             )
-            await self.store.add(str(event.ref), room, key, "message", bridge_id, now)
+            await self.store.add(
+                str(event.ref), room, key, "message", bridge_id, now, str(event.sender.user)
+            )
             await self.ctx.delivery.send(key, room, message, lane=lane(event.room, room))
 
     @on(MessageEdited)
@@ -221,7 +225,9 @@ class BridgePlugin(Plugin):
                 continue
             react_key = f"bridge-react:{event.event_id}:{room}"
             for name in names:
-                await self.store.add(name, room, f"{react_key}|{name}", "reaction", "", now)
+                await self.store.add(
+                    name, room, f"{react_key}|{name}", "reaction", "", now, str(event.sender.user)
+                )
             await self.ctx.delivery.react(
                 react_key, target, room, event.key, lane=lane(event.room, room)
             )

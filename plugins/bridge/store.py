@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.core.refs import MessageRef, RoomRef
+from bot.lifetimes import Lifetime
 from bot.storage.database import Database
 from bot.storage.migrations import Migrations
 
@@ -30,6 +31,25 @@ async def _initial(db: Database) -> None:
     await db.execute("CREATE INDEX bridge_map_room ON bridge_map (room, created_at)")
 
 
+@migrations.step(2)
+async def _author(db: Database) -> None:
+    # Whose message (or reaction) a copy is, so that a person's copies can be exported
+    # and deleted when they ask. Rows from before carry none.
+    await db.execute("ALTER TABLE bridge_map ADD COLUMN author TEXT")
+    await db.execute("CREATE INDEX bridge_map_author ON bridge_map (author)")
+
+
+# An upper bound: each bridge's `retention` (30 days by default) applies too.
+migrations.keep(
+    Lifetime(
+        "bridge_map",
+        "which copy in which room is of which message, and its author (no text)",
+        timedelta(days=30),
+        "created_at",
+    )
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Copy:
     room: RoomRef
@@ -48,12 +68,19 @@ class BridgeStore:
         self._db = db
 
     async def add(
-        self, origin: str, room: RoomRef, key: str, kind: str, bridge: str, now: datetime
+        self,
+        origin: str,
+        room: RoomRef,
+        key: str,
+        kind: str,
+        bridge: str,
+        now: datetime,
+        author: str | None = None,
     ) -> None:
         await self._db.execute(
-            "INSERT INTO bridge_map (origin, room, key, kind, bridge, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (origin, str(room), key, kind, bridge, now.timestamp()),
+            "INSERT INTO bridge_map (origin, room, key, kind, bridge, created_at, author)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (origin, str(room), key, kind, bridge, now.timestamp(), author),
         )
 
     async def copies(self, origin: str) -> list[Copy]:

@@ -26,6 +26,7 @@ from plugins.calendar.feeds import FeedRefresher
 from plugins.calendar.formatting import Formatter
 from plugins.calendar.model import JOB_PREFIX, MANUAL, Occurrence, occ_id, offset_label
 from plugins.calendar.parsing import clean
+from plugins.calendar.personal import CalendarData
 from plugins.calendar.rsvp import (
     Answers,
     answer_of_button,
@@ -52,6 +53,7 @@ class CalendarPlugin(Plugin):
     settings_default = CalendarSettings
     migrations = migrations
     locales = str(Path(__file__).parent / "locales")
+    personal_data = CalendarData()
 
     def __init__(self, ctx: PluginContext) -> None:
         super().__init__(ctx)
@@ -224,6 +226,8 @@ class CalendarPlugin(Plugin):
         async with self.store.db.transaction():
             o = o.with_id(await self.store.insert(o))
             await self.reminders.arm(o, now)
+        detail = {"event": o.id, "in": list(o.associations)}
+        await self.ctx.audit(call.sender.user, "event.added", call.room, detail)
         names = ", ".join(a.name for a in self.ctx.associations.select(o.associations))
         await call.reply(
             call.t(
@@ -300,6 +304,7 @@ class CalendarPlugin(Plugin):
         async with self.store.db.transaction():
             await self.reminders.drop(o, self.ctx.clock.now())
             await self.store.delete(o.id)
+        await self.ctx.audit(call.sender.user, "event.removed", call.room, {"event": o.id})
         await call.reply(
             call.t("calendar.remove.done", id=o.id, title=self.fmt.title(o, call.language))
         )

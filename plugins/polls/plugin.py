@@ -40,6 +40,7 @@ from plugins.polls.model import (
     remind_key,
     start_key,
 )
+from plugins.polls.personal import PollsData
 from plugins.polls.schema import migrations
 from plugins.polls.settings import PollsSettings
 from plugins.polls.storage import Store
@@ -56,6 +57,7 @@ class PollsPlugin(Plugin):
     settings_default = PollsSettings
     migrations = migrations
     locales = str(Path(__file__).parent / "locales")
+    personal_data = PollsData()
 
     def __init__(self, ctx: PluginContext) -> None:
         super().__init__(ctx)
@@ -253,6 +255,12 @@ class PollsPlugin(Plugin):
                 await self.ctx.delivery.send(start_key(poll.id, room), room, message)
             await self._arm(poll)
         self.log.info("poll %d created for %d room(s)", poll.id, len(poll.rooms))
+        await self.ctx.audit(
+            call.sender.user,
+            "poll.created",
+            call.room,
+            {"poll": poll.id, "in": list(poll.associations)},
+        )
         names = ", ".join(self.fmt.association(a, call.language) for a in poll.associations)
         await call.reply(
             call.t(
@@ -279,6 +287,7 @@ class PollsPlugin(Plugin):
             raise UserError("polls.close.not_allowed", id=poll.id)
         if not await self.closer.end(poll, self.ctx.clock.now(), by_command=True):
             raise UserError("polls.close.already", id=poll.id)
+        await self.ctx.audit(call.sender.user, "poll.closed", call.room, {"poll": poll.id})
         await call.reply(call.t("polls.close.done", id=poll.id, rooms=len(poll.rooms)))
 
     async def _tally(self, poll: PollRecord) -> Tally:

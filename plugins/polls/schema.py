@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from bot.lifetimes import Lifetime
 from bot.storage.database import Database
 from bot.storage.migrations import Migrations
 
@@ -64,3 +67,39 @@ async def _initial(db: Database) -> None:
         " answers TEXT NOT NULL,"
         " PRIMARY KEY (poll_id, receipt))"
     )
+
+
+_CLOSED_AT = "(SELECT p.closed_at FROM polls_polls p WHERE p.id = poll_id)"
+_CLOSED = "poll_id IN (SELECT id FROM polls_polls WHERE state = 'closed')"
+
+# A person's vote lives only while its poll runs (the close deletes it; the purge takes
+# any left over); a closed poll keeps its question and folded tally, and a secret one
+# its anonymous receipts, for a year. Rows that point at a poll go first.
+migrations.keep(
+    Lifetime("polls_votes", "an open poll's vote per person", timedelta(0), _CLOSED_AT, _CLOSED),
+    Lifetime(
+        "polls_seen", "per native post, each person's last vote", timedelta(0), _CLOSED_AT, _CLOSED
+    ),
+    Lifetime(
+        "polls_ballots",
+        "a secret poll's ballots under a keyed hash",
+        timedelta(0),
+        _CLOSED_AT,
+        _CLOSED,
+    ),
+    Lifetime(
+        "polls_receipts",
+        "a secret poll's receipts and choices, tied to nobody",
+        timedelta(days=365),
+        _CLOSED_AT,
+        _CLOSED,
+        setting="polls_polls",
+    ),
+    Lifetime(
+        "polls_polls",
+        "polls: question, answers, rooms, creator; after the close the tally",
+        timedelta(days=365),
+        "closed_at",
+        "state = 'closed'",
+    ),
+)

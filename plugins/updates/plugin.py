@@ -26,6 +26,7 @@ from plugins.updates import text
 from plugins.updates.formatting import Formatter
 from plugins.updates.model import BY_ORGANISER, COMMAND, CONFIG, PENDING, Entry, FeedRow
 from plugins.updates.notes import CANCELLED, POSTED, QUEUED, Notes, clean_text, job_key
+from plugins.updates.personal import UpdatesData
 from plugins.updates.posting import Poster
 from plugins.updates.refresh import Outcome, Refresher
 from plugins.updates.schema import migrations
@@ -54,6 +55,7 @@ class UpdatesPlugin(Plugin):
     settings_default = UpdatesSettings
     migrations = migrations
     locales = str(Path(__file__).parent / "locales")
+    personal_data = UpdatesData()
 
     def __init__(self, ctx: PluginContext) -> None:
         super().__init__(ctx)
@@ -220,6 +222,7 @@ class UpdatesPlugin(Plugin):
                 reason=outcome.error.reason(self.ctx.t, call.language),
             )
         feed = await self.store.feed_by_num(num) or feed
+        await self.ctx.audit(call.sender.user, "feed.added", call.room, {"feed": num})
         lang = call.language
         lines = [
             call.t(
@@ -264,6 +267,7 @@ class UpdatesPlugin(Plugin):
             raise UserError("updates.remove.configured", id=feed.num, name=feed.label)
         async with self.ctx.db.transaction():
             await self.store.delete_feed(feed.key)
+        await self.ctx.audit(call.sender.user, "feed.removed", call.room, {"feed": feed.num})
         await call.reply(call.t("updates.remove.done", id=feed.num, name=self.fmt.source(feed)))
 
     @command(
@@ -276,6 +280,7 @@ class UpdatesPlugin(Plugin):
     async def feed_pause(self, call: CommandCall) -> None:
         feed = await self._feed_of(call)
         await self.store.set_feed(feed.key, paused=BY_ORGANISER)
+        await self.ctx.audit(call.sender.user, "feed.paused", call.room, {"feed": feed.num})
         await call.reply(call.t("updates.pause.done", id=feed.num, name=self.fmt.source(feed)))
 
     @command(
@@ -319,6 +324,7 @@ class UpdatesPlugin(Plugin):
             raise UserError("updates.post.past")
         associations, rooms = self._targets(call)
         note, posts = await self.notes.queue(body, associations, rooms, due, str(call.sender.user))
+        await self.ctx.audit(call.sender.user, "update.posted", call.room, {"update": note.id})
         targets = self._target_names(associations, rooms, call.language)
         if due is None:
             await call.reply(call.t("updates.post.now", id=note.id, n=posts, targets=targets))
@@ -369,6 +375,7 @@ class UpdatesPlugin(Plugin):
         if note.state == POSTED:
             raise UserError("updates.post.already_posted", id=note.id)
         await self.notes.cancel(note)
+        await self.ctx.audit(call.sender.user, "update.cancelled", call.room, {"update": note.id})
         await call.reply(call.t("updates.post.cancelled", id=note.id))
 
     @command(
@@ -386,6 +393,7 @@ class UpdatesPlugin(Plugin):
         if not body:
             raise UserError("error.empty_argument", name="text")
         edits = await self.notes.edit(note, body)
+        await self.ctx.audit(call.sender.user, "update.edited", call.room, {"update": note.id})
         key = "updates.post.edited_posted" if note.state == POSTED else "updates.post.edited_queued"
         await call.reply(call.t(key, id=note.id, n=edits))
 

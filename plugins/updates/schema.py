@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from bot.lifetimes import Lifetime
 from bot.storage.database import Database
 from bot.storage.migrations import Migrations
 
@@ -93,3 +96,37 @@ async def _initial(db: Database) -> None:
         " posted_at REAL,"
         " revision INTEGER NOT NULL DEFAULT 0)"
     )
+
+
+# Entries are remembered while their feed still carries them (so none is posted twice),
+# then 90 days; posts and their copies 90 days (edits follow that long); an organiser's
+# text half a year after it went out or was cancelled.
+_COPY_AT = "(SELECT c.posted_at FROM updates_copies c WHERE c.key = copy)"
+migrations.keep(
+    Lifetime(
+        "updates_digest_items",
+        "which entries each digest post listed",
+        timedelta(days=90),
+        _COPY_AT,
+    ),
+    Lifetime(
+        "updates_copies",
+        "the posts made: room, kind, time (no text)",
+        timedelta(days=90),
+        "posted_at",
+    ),
+    Lifetime(
+        "updates_entries",
+        "feed entries seen: title, summary, link",
+        timedelta(days=90),
+        "last_seen",
+    ),
+    Lifetime(
+        "updates_posts",
+        "organisers' updates: text, rooms, author",
+        timedelta(days=180),
+        "COALESCE(posted_at, created_at)",
+        "state IN ('posted', 'cancelled')",
+    ),
+    Lifetime("updates_feeds", "followed feeds: address, rooms, fetch state, who added", None),
+)
