@@ -259,6 +259,9 @@ class Refresher:
                 await self.store.update_entry(feed.key, old.id, entry, revise=False)
             seen = [k.id for k in found.unchanged] + [k.id for k, _ in found.changed + found.moved]
             await self.store.touch(feed.key, seen, ts)
+            trimmed = await self.store.trim(feed.key, 2 * self.settings.max_entries, ts)
+            if trimmed:
+                log.warning("feed %s: %d entries gone from it forgotten early", feed.label, trimmed)
             posts = 0
             if feed.mode == "instant":
                 to_post = [

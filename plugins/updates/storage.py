@@ -268,6 +268,22 @@ class Store:
             [(now, feed, i) for i in ids],
         )
 
+    async def trim(self, feed: str, keep: int, parsed_at: float) -> int:
+        """Keep at most `keep` entries of a feed: beyond that, forget those longest gone
+        from it (a feed whose entries change identity at every fetch must not grow the
+        table without end). Entries of the latest parse and those waiting stay."""
+        count = int(
+            await self.db.fetchval("SELECT COUNT(*) FROM updates_entries WHERE feed = ?", (feed,))
+        )
+        if count <= keep:
+            return 0
+        return await self.db.execute(
+            "DELETE FROM updates_entries WHERE feed = ? AND id IN (SELECT id FROM"
+            " updates_entries WHERE feed = ? AND state <> ? AND last_seen < ?"
+            " ORDER BY last_seen, seq LIMIT ?)",
+            (feed, feed, PENDING, parsed_at, count - keep),
+        )
+
     async def still_there(self, feed: str, parsed_at: float, now: float) -> None:
         """The entries read at `parsed_at` are still in the feed (it answered 304): they
         were last seen now, so that nothing forgets them while the feed carries them."""

@@ -175,3 +175,29 @@ async def test_a_feed_out_of_the_settings_is_forgotten(tmp_path: Path) -> None:
         assert bot.posts() == []
     finally:
         await bot.stop()
+
+
+async def test_entries_without_guid_or_link_that_change_every_fetch_stay_bounded(
+    tmp_path: Path,
+) -> None:
+    feed = tmp_path / "news.rss"
+
+    def counter(n: int) -> bytes:
+        # No guid, no link: known by their words, which change every time.
+        return rss([Item(f"Besökare just nu: {n * 10 + i}") for i in range(3)])
+
+    feed.write_bytes(counter(0))
+    settings = make_settings(
+        tmp_path, feed_toml(feed, ["mora"], mode="instant"), extra="max_entries = 3\nmax_new = 3"
+    )
+    bot = await Bot(settings, FakeClock(START)).start()
+    try:
+        for n in range(1, 8):
+            bot.clock.advance(timedelta(minutes=15))
+            feed.write_bytes(counter(n))
+            await bot.refresh()
+        count = await bot.running.db.fetchval("SELECT COUNT(*) FROM updates_entries")
+        assert count == 6  # twice what one fetch may read, never more
+        assert len(bot.texts("mora")) == 7 * 3  # each fetch's are new: posted, capped
+    finally:
+        await bot.stop()
