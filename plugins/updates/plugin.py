@@ -226,7 +226,8 @@ class UpdatesPlugin(Plugin):
         lang = call.language
         lines = [
             call.t(
-                "updates.add.done",
+                "updates.add.done_latest" if self.settings.initial_posts else "updates.add.done",
+                n=self.settings.initial_posts,
                 num=num,
                 name=self.fmt.source(feed),
                 mode=self.fmt.mode(feed.mode, lang),
