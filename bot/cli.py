@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from bot.health_probe import ProbeConfigError, probe_settings
+from bot.cli_privacy import add_commands as add_privacy_commands
 from bot.logs import LEVELS
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def _level(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="samverkan", description="Samverkan chat bot")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_privacy_commands(sub)  # privacy report|export|erase, audit verify
     run = sub.add_parser("run", help="run the bot")
     check = sub.add_parser("check-config", help="validate the configuration and summarise it")
     health = sub.add_parser("health", help="exit 0 if the running bot is alive")
