@@ -55,7 +55,8 @@ def effective(lifetime: Lifetime, overrides: Mapping[str, timedelta]) -> timedel
 
 
 async def existing_tables(db: Database) -> set[str]:
-    return await db.table_names()
+    rows = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {str(r[0]) for r in rows}
 
 
 async def purge(

@@ -18,8 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from bot.storage.target import local_dir
-
 if TYPE_CHECKING:
     from bot.settings import RootSettings
 
@@ -75,7 +73,7 @@ class JsonFormatter(logging.Formatter):
 
 def log_file_beside(settings: RootSettings) -> Path:
     """The default log file: in the database's folder, which is kept and backed up."""
-    return local_dir(settings.bot.database) / LOG_FILE_NAME
+    return Path(settings.bot.database).with_name(LOG_FILE_NAME)
 
 
 class LogFileHandler(logging.handlers.RotatingFileHandler):
