@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from bot.health_probe import ProbeConfigError, probe_settings
-from bot.cli_privacy import add_commands as add_privacy_commands
 from bot.logs import LEVELS
 
 log = logging.getLogger(__name__)
@@ -80,10 +79,14 @@ def _level(text: str) -> str:
     return text.upper()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(prog="samverkan", description="Samverkan chat bot")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_privacy_commands(sub)  # privacy report|export|erase, audit verify
+    if not light:
+        # Not for `health`: a container's probe, every few seconds, loads none of it.
+        from bot.cli_privacy import add_commands as add_privacy_commands
+
+        add_privacy_commands(sub)  # privacy report|export|erase, audit verify
     run = sub.add_parser("run", help="run the bot")
     check = sub.add_parser("check-config", help="validate the configuration and summarise it")
     health = sub.add_parser("health", help="exit 0 if the running bot is alive")
@@ -121,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(argv) if argv is not None else sys.argv[1:]
+    args = build_parser(light=words[:1] == ["health"]).parse_args(words)
     try:
         code: int = args.func(args)
     except BrokenPipeError:
