@@ -31,7 +31,7 @@ import logging
 import random
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Final
@@ -108,6 +108,24 @@ class Delivery(DeliveryApi):
         self.on_attempt: AttemptObserver | None = None
 
     # -- submitting ------------------------------------------------------------------
+
+    async def _submit_many(self, entries: Sequence[tuple[str, str, RoomRef, str]]) -> int:
+        now = self._clock.now().timestamp()
+        if self._db.in_transaction():
+            rows = await self._outbox.insert_many(entries, now, now + self._lease)
+        else:
+            async with self._db.transaction():
+                rows = await self._outbox.insert_many(entries, now, now + self._lease)
+        lanes = {key: lane for key, lane, _room, _payload in entries}
+
+        def queued() -> None:
+            for row in rows:
+                self._fresh.setdefault(lanes[row.key], deque()).append(row)
+            for lane in {lanes[row.key] for row in rows}:
+                self._wake(lane)
+
+        self._db.after_commit(queued)
+        return len(rows)
 
     async def _submit(
         self,

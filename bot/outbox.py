@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
@@ -49,6 +50,11 @@ class Row:
     @classmethod
     def of(cls, raw: tuple[Any, ...]) -> Row:
         return cls(*raw)
+
+
+def _chunks(values: Sequence[str], size: int = 400) -> list[Sequence[str]]:
+    """Lists short enough for one `IN (...)` (SQLite allows 999 parameters at least)."""
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def token_for(key: str) -> str:
@@ -135,6 +141,59 @@ class Outbox:
             claimed_until,
         )
 
+    async def insert_many(
+        self, items: Sequence[tuple[str, str, RoomRef, str]], now: float, claimed_until: float
+    ) -> list[Row]:
+        """Record new posts (key, lane, room, payload: sends) in a few statements,
+        claimed by this instance; returns the rows of the keys that were new, in the
+        order given. For a caller inside a transaction: no other writer may insert
+        between the statements."""
+        known: set[str] = set()
+        keys = [item[0] for item in items]
+        for part in _chunks(keys):
+            marks = ", ".join("?" * len(part))
+            rows = await self._db.fetchall(f"SELECT key FROM outbox WHERE key IN ({marks})", part)
+            known.update(str(r[0]) for r in rows)
+        fresh: list[tuple[str, str, RoomRef, str]] = []
+        for item in items:
+            if item[0] not in known:
+                known.add(item[0])  # a key given twice is queued once
+                fresh.append(item)
+        await self._db.executemany(
+            "INSERT INTO outbox (key, lane, action, room, target, payload, status, attempts,"
+            " next_attempt, created_at, claimed_by, claimed_until)"
+            " VALUES (?, ?, 'send', ?, NULL, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            [
+                (key, lane, str(room), payload, PENDING, now, now, self.instance, claimed_until)
+                for key, lane, room, payload in fresh
+            ],
+        )
+        ids: dict[str, int] = {}
+        for part in _chunks([item[0] for item in fresh]):
+            marks = ", ".join("?" * len(part))
+            rows = await self._db.fetchall(
+                f"SELECT key, id FROM outbox WHERE key IN ({marks}) AND claimed_by = ?",
+                (*part, self.instance),
+            )
+            ids.update((str(k), int(i)) for k, i in rows)
+        return [
+            Row(
+                ids[key],
+                key,
+                "send",
+                str(room),
+                None,
+                payload,
+                0,
+                now,
+                now,
+                self.instance,
+                claimed_until,
+            )
+            for key, _lane, room, payload in fresh
+            if key in ids
+        ]
+
     async def oldest(self, lane: str) -> Row | None:
         raw = await self._db.fetchone(
             f"SELECT {_ROW_COLUMNS} FROM outbox WHERE lane = ? AND status = ? ORDER BY id LIMIT 1",
@@ -203,6 +262,17 @@ class Outbox:
     async def status(self, key: str) -> str | None:
         value = await self._db.fetchval("SELECT status FROM outbox WHERE key = ?", (key,))
         return str(value) if value is not None else None
+
+    async def statuses(self, keys: Sequence[str]) -> dict[str, str]:
+        """`status` of many keys, a few hundred per statement; unknown keys left out."""
+        found: dict[str, str] = {}
+        for part in _chunks(keys):
+            marks = ", ".join("?" * len(part))
+            rows = await self._db.fetchall(
+                f"SELECT key, status FROM outbox WHERE key IN ({marks})", part
+            )
+            found.update((str(k), str(v)) for k, v in rows)
+        return found
 
     async def message_ref(self, key: str) -> MessageRef | None:
         row = await self._db.fetchone(

@@ -28,7 +28,7 @@ from bot.fetching import Fetcher
 from bot.metrics import PluginMetrics, no_metrics
 from bot.people import People
 from bot.privacy import PersonalData, Privacy
-from bot.scheduling import JobRun, Scheduler
+from bot.scheduling import BatchHandler, JobRun, Scheduler
 from bot.storage.database import Database
 from bot.storage.migrations import Migrations
 
@@ -119,8 +119,25 @@ class PluginScheduler:
     ) -> datetime:
         return await self._scheduler.every(self._owner, name, cron, handler, payload, grace=grace)
 
+    async def at_many(
+        self,
+        rows: Sequence[tuple[str, datetime, str, dict[str, Any] | None]],
+        *,
+        grace: timedelta | None = None,
+    ) -> int:
+        """`at` for many rows (key, when, handler, payload) in one statement."""
+        return await self._scheduler.at_many(self._owner, rows, grace=grace)
+
+    def batch(self, name: str, handler: BatchHandler) -> None:
+        """Hand the due rows of handler `name` to `handler` together (see
+        `Scheduler.register_batch`); the `@job` handler stays the fallback."""
+        self._scheduler.register_batch(self._owner, name, handler)
+
     async def cancel(self, key: str) -> bool:
         return await self._scheduler.cancel(key)
+
+    async def cancel_many(self, keys: Sequence[str]) -> int:
+        return await self._scheduler.cancel_many(keys)
 
     async def cancel_every(self, name: str) -> bool:
         """Stop a crontab job started with `every(name, ...)`."""

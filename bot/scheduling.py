@@ -5,7 +5,9 @@ stored first, then the waker is armed for the earliest pending row. When woken, 
 row runs: on time, or *late* (marked, so the post can say so) if it fell due while the bot
 was down but within the grace period; beyond the grace it is reported once to organisers
 instead. A handler runs at least once; the posts it makes are keyed, so a rerun after a
-crash posts nothing twice. Time comes from an injected clock. While the database cannot
+crash posts nothing twice. A handler registered for batches (`register_batch`) gets
+the due rows of one wake-up together, a thousand reminders in two calls rather than a
+thousand. Time comes from an injected clock. While the database cannot
 be written (`StorageUnavailable`) a due row stays pending and the run is tried again a
 little later, so a job is neither dropped nor marked failed for a full disk.
 """
@@ -15,108 +17,62 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock
+from bot.job_runs import (
+    DONE,
+    FAILED,
+    MISSED,
+    PENDING,
+    BatchHandler,
+    Handler,
+    JobRun,
+    MissedJob,
+    MissedReporter,
+    run_together,
+)
 from bot.storage.database import Database, like_prefix
 from bot.storage.health import StorageUnavailable
+from bot.wakers import APSchedulerWaker, ManualWaker, Waker
+
+__all__ = [
+    "DONE",
+    "FAILED",
+    "MISSED",
+    "PENDING",
+    "APSchedulerWaker",
+    "BatchHandler",
+    "Handler",
+    "JobRun",
+    "ManualWaker",
+    "MissedJob",
+    "Scheduler",
+    "Waker",
+    "next_cron_fire",
+]
 
 log = logging.getLogger(__name__)
 
-PENDING: Final = "pending"
-DONE: Final = "done"
-MISSED: Final = "missed"
-FAILED: Final = "failed"
 _REARM_DELAY: Final = 0.05
 STORAGE_RETRY: Final = 5.0  # seconds before due rows the database refused run again
-
-
-@dataclass(frozen=True, slots=True)
-class JobRun:
-    key: str
-    owner: str
-    handler: str
-    payload: dict[str, Any]
-    due_at: datetime
-    fired_at: datetime
-    late: bool
-
-
-@dataclass(frozen=True, slots=True)
-class MissedJob:
-    key: str
-    owner: str
-    handler: str
-    payload: dict[str, Any]
-    due_at: datetime
-
-
-Handler = Callable[[JobRun], Awaitable[None]]
-MissedReporter = Callable[[MissedJob], Awaitable[None]]
-
-
-class Waker(Protocol):
-    def arm(self, when: datetime | None, callback: Callable[[], Awaitable[object]]) -> None:
-        """Call `callback` at `when` (replacing any earlier arming); None disarms."""
-        ...
-
-    def shutdown(self) -> None: ...
-
-
-class APSchedulerWaker:
-    """One APScheduler date job, re-armed for the earliest pending row."""
-
-    def __init__(self) -> None:
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._started = False
-        self._closed = False
-
-    def arm(self, when: datetime | None, callback: Callable[[], Awaitable[object]]) -> None:
-        if self._closed:
-            return
-        if not self._started:
-            self._scheduler.start()
-            self._started = True
-        if when is None:
-            if self._scheduler.get_job("wake"):
-                self._scheduler.remove_job("wake")
-            return
-        # misfire_grace_time=None: a wake-up is never dropped, however late the loop is.
-        self._scheduler.add_job(
-            callback,
-            "date",
-            run_date=when,
-            id="wake",
-            replace_existing=True,
-            misfire_grace_time=None,
-            coalesce=True,
-        )
-
-    def shutdown(self) -> None:
-        self._closed = True
-        if self._started:
-            self._scheduler.shutdown(wait=False)
-            self._started = False
-
-
-class ManualWaker:
-    """For tests: remembers when it was asked to wake, and never wakes by itself."""
-
-    def __init__(self) -> None:
-        self.armed_for: datetime | None = None
-
-    def arm(self, when: datetime | None, callback: Callable[[], Awaitable[object]]) -> None:
-        self.armed_for = when
-
-    def shutdown(self) -> None:
-        self.armed_for = None
+# Due rows handed to one batch handler at most: a thousand reminders due at one
+# instant go out in two transactions rather than one long one.
+BATCH_MAX: Final = 500
+# One encoder for all rows: `json.dumps` with options builds one per call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+# Insert a row, or move a pending one; a row that ran stays as it is.
+_AT: Final = (
+    "INSERT INTO schedule (key, owner, handler, due_at, payload, cron, status, grace)"
+    " VALUES (?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+    " due_at = excluded.due_at, payload = excluded.payload, handler = excluded.handler,"
+    " grace = excluded.grace WHERE schedule.status = ?"
+)
 
 
 def next_cron_fire(cron: str, tz: ZoneInfo, after: datetime) -> datetime:
@@ -147,6 +103,7 @@ class Scheduler:
         self._on_missed = on_missed
         self._waker = waker or APSchedulerWaker()
         self._handlers: dict[tuple[str, str], Handler] = {}
+        self._batches: dict[tuple[str, str], BatchHandler] = {}
         self._run_lock = asyncio.Lock()
         self._unhandled_warned: set[tuple[str, str]] = set()
         self._running = False
@@ -162,9 +119,18 @@ class Scheduler:
             raise ValueError(f"job handler {owner}.{name} registered twice")
         self._handlers[(owner, name)] = handler
 
+    def register_batch(self, owner: str, name: str, handler: BatchHandler) -> None:
+        """Run due one-off rows of `owner.name` together: consecutive due rows go to
+        `handler` as one list (at most BATCH_MAX), their statuses in one statement. The
+        handler given to `register` stays the fallback: should the batch raise, each of
+        its rows runs alone, so one bad row does not fail the others."""
+        self._batches[(owner, name)] = handler
+
     def unregister(self, owner: str) -> None:
         for key in [k for k in self._handlers if k[0] == owner]:
             del self._handlers[key]
+        for key in [k for k in self._batches if k[0] == owner]:
+            del self._batches[key]
 
     # -- asking for wake-ups ----------------------------------------------------------
 
@@ -186,18 +152,36 @@ class Scheduler:
             raise ValueError("scheduler times must be timezone-aware")
         body = json.dumps(payload or {}, ensure_ascii=False)
         grace_s = grace.total_seconds() if grace is not None else None
-        # One statement: insert, or move a pending row; a row that ran stays as it is.
         changed = await self._db.execute(
-            "INSERT INTO schedule (key, owner, handler, due_at, payload, cron, status, grace)"
-            " VALUES (?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (key) DO UPDATE SET"
-            " due_at = excluded.due_at, payload = excluded.payload, handler = excluded.handler,"
-            " grace = excluded.grace WHERE schedule.status = ?",
-            (key, owner, handler, when.timestamp(), body, PENDING, grace_s, PENDING),
+            _AT, (key, owner, handler, when.timestamp(), body, PENDING, grace_s, PENDING)
         )
         if not changed:
             return False
         await self._rearm()
         return True
+
+    async def at_many(
+        self,
+        owner: str,
+        rows: Sequence[tuple[str, datetime, str, dict[str, Any] | None]],
+        *,
+        grace: timedelta | None = None,
+    ) -> int:
+        """`at` for many rows (key, when, handler, payload) in one statement: arming a
+        calendar costs the database, not a round trip per row. Returns how many rows
+        were inserted or moved."""
+        grace_s = grace.total_seconds() if grace is not None else None
+        params = []
+        for key, when, handler, payload in rows:
+            if when.tzinfo is None:
+                raise ValueError("scheduler times must be timezone-aware")
+            body = _encode(payload) if payload else "{}"
+            params.append((key, owner, handler, when.timestamp(), body, PENDING, grace_s, PENDING))
+        if not params:
+            return 0
+        changed = await self._db.executemany(_AT, params)
+        await self._rearm()
+        return changed
 
     async def every(
         self,
@@ -249,6 +233,16 @@ class Scheduler:
         )
         await self._rearm()
         return changed > 0
+
+    async def cancel_many(self, keys: Sequence[str]) -> int:
+        """Cancel the pending rows of these keys in one statement."""
+        if not keys:
+            return 0
+        changed = await self._db.executemany(
+            "DELETE FROM schedule WHERE key = ? AND status = ?", [(k, PENDING) for k in keys]
+        )
+        await self._rearm()
+        return changed
 
     async def cancel_prefix(self, prefix: str) -> int:
         changed = await self._db.execute(
@@ -347,7 +341,16 @@ class Scheduler:
                 " WHERE status = ? AND due_at <= ? ORDER BY due_at, key",
                 (PENDING, now.timestamp()),
             )
-            for key, owner, handler, due_ts, payload, cron, grace in rows:
+            i = 0
+            while i < len(rows):
+                end = self._batch_end(rows, i)
+                if end > i:
+                    await self._run_batch(rows[i:end], now)
+                    handled += end - i
+                    i = end
+                    continue
+                key, owner, handler, due_ts, payload, cron, grace = rows[i]
+                i += 1
                 limit = timedelta(seconds=grace) if grace is not None else self._grace
                 if await self._run_one(
                     str(key), str(owner), str(handler), float(due_ts), payload, cron, now, limit
@@ -355,6 +358,34 @@ class Scheduler:
                     handled += 1
         await self._rearm()
         return handled
+
+    def _batch_end(self, rows: list[tuple[Any, ...]], i: int) -> int:
+        """The end of the run of one-off rows from `i` that one batch handler takes
+        (at most BATCH_MAX); `i` itself when the row at `i` has none."""
+        owner, handler, cron = rows[i][1], rows[i][2], rows[i][5]
+        if cron or (str(owner), str(handler)) not in self._batches:
+            return i
+        end = i + 1
+        while end < len(rows) and end - i < BATCH_MAX and not rows[end][5]:
+            if (rows[end][1], rows[end][2]) != (owner, handler):
+                break
+            end += 1
+        return end
+
+    async def _run_batch(self, rows: list[tuple[Any, ...]], now: datetime) -> None:
+        owner, handler = str(rows[0][1]), str(rows[0][2])
+        statuses = await run_together(
+            rows,
+            self._batches[(owner, handler)],
+            self._handlers.get((owner, handler)),
+            now,
+            grace=self._grace,
+            late_after=self._late_after,
+            on_missed=self._on_missed,
+        )
+        await self._db.executemany(
+            "UPDATE schedule SET status = ?, done_at = ? WHERE key = ?", statuses
+        )
 
     async def _run_one(
         self,

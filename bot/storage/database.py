@@ -196,9 +196,13 @@ class Database:
             await cursor.close()
             return count
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run one statement for each of `rows`; returns the number of rows changed."""
         async with self._statement():
-            await self._conn.executemany(sql, rows)
+            cursor = await self._conn.executemany(sql, rows)
+            count = cursor.rowcount
+            await cursor.close()
+            return count
 
     async def insert(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """Run an INSERT; returns the new row id (None if nothing was inserted)."""
