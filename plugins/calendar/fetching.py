@@ -13,27 +13,12 @@ import hashlib
 from dataclasses import dataclass
 
 from bot.fetching import Fetcher, FetchError
-from bot.fetching_types import Translate
+from plugins.calendar.errors import FeedError
 from plugins.calendar.settings import FeedSettings
 
+__all__ = ["Conditional", "FeedError", "Fetched", "fetch"]
+
 ACCEPT = "text/calendar, */*;q=0.5"
-
-
-class FeedError(Exception):
-    """A feed could not be used this time; `str()` says why for the log, `reason()` for
-    organisers (an i18n key with its parameters, never bytes of the feed)."""
-
-    def __init__(self, message: str, reason_key: str, /, **params: object) -> None:
-        super().__init__(message)
-        self.reason_key = reason_key
-        self.params = params
-
-    @classmethod
-    def of(cls, error: FetchError) -> FeedError:
-        return cls(str(error), error.reason_key, **error.params)
-
-    def reason(self, t: Translate, language: str | None = None) -> str:
-        return t(self.reason_key, language, **self.params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,28 +1,41 @@
 """From iCalendar bytes to occurrences, expanded over a bounded window only.
 
-icalendar reads the file; recurring-ical-events expands RRULE/RDATE, applies EXDATE and
-RECURRENCE-ID overrides (and X-WR-TIMEZONE). Each series is expanded lazily and cut off
-after `max_per_series` occurrences, so an RRULE without end (or every minute) costs a
-bounded amount. Times without TZID are floating: read in the bot's zone, as the exports of
-common organising platforms mean them. Untrusted text is trimmed to what a post shows.
+The file is cut into its components (`reading`), each read by icalendar and checked on
+its own (`components`): an event that cannot be used is left out, with one warning that
+names its UID and line, and the rest of the feed is used. recurring-ical-events then
+expands RRULE/RDATE, applies EXDATE and RECURRENCE-ID overrides (and X-WR-TIMEZONE),
+series by series and lazily (`expansion`), each cut off after `max_per_series`
+occurrences, so that an RRULE without end costs a bounded amount.
+
+Times without TZID are floating: read in the bot's zone, as the exports of common
+organising platforms mean them; all-day events start at local midnight. The window is
+handed to the library in the bot's zone and a day wider on each side, then cut exactly
+here, so that a floating or all-day event near its edge is neither lost nor shifted.
+Untrusted text is trimmed to what a post shows.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
+from icalendar.cal.component import Component
+from recurring_ical_events.adapters.event import EventAdapter
+from recurring_ical_events.selection.base import SelectComponents
 
-from plugins.calendar.fetching import FeedError
+from plugins.calendar.components import REASONS, LeftOut, dt_of, read_components, shown
+from plugins.calendar.errors import FeedError
+from plugins.calendar.expansion import LazySeries, SeriesTooSlow, cpu_deadline
+from plugins.calendar.kinds import LENGTH, instant, one_kind
 from plugins.calendar.model import Occurrence, occ_id
+from plugins.calendar.reading import decode, scan
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +43,9 @@ _TITLE_MAX = 200
 _LOCATION_MAX = 200
 _EXCERPT_MAX = 240
 _SPACE = re.compile(r"\s+")
+# Events left out are named one by one up to this many per parse, then counted.
+_NAMED_MAX = 20
+_MARGIN = timedelta(days=1)
 
 
 @dataclass
@@ -37,7 +53,13 @@ class Parsed:
     occurrences: list[Occurrence] = field(default_factory=list)
     # Series cut off by the per-series cap: nothing is known of them after this start.
     cutoffs: dict[str, datetime] = field(default_factory=dict)
-    skipped: int = 0  # broken series left out
+    left_out: list[LeftOut] = field(default_factory=list)  # broken events, by line
+    peak_kib: int = 0  # the worker process's peak memory, when parsed in one
+    seconds: float = 0.0  # the time the worker took, its process's start not included
+
+    @property
+    def skipped(self) -> int:
+        return len(self.left_out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,80 +77,127 @@ def clean(value: object, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _aware(value: datetime | date, tz: ZoneInfo) -> tuple[datetime, bool]:
-    if not isinstance(value, datetime):
-        return datetime.combine(value, time(0), tz).astimezone(UTC), True
-    if value.tzinfo is None:
-        return value.replace(tzinfo=tz).astimezone(UTC), False
-    return value.astimezone(UTC), False
+class _Collect(SelectComponents):  # type: ignore[misc]
+    """Takes the events (after X-WR-TIMEZONE is applied), grouped by UID; the series are
+    built here, one at a time, so that one that fails costs only itself."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, list[Component]] = {}
+
+    def collect_series_from(self, source: Any, suppress_errors: Any) -> list[Any]:
+        for component in source.subcomponents:
+            if component.name == "VEVENT":
+                self.groups.setdefault(str(component.get("UID")), []).append(component)
+        return []
 
 
-def _prop(component: Any, name: str) -> Any:
-    value = component.get(name)
-    return getattr(value, "dt", None) if value is not None else None
+def _grouped(calendar: icalendar.Calendar, source: str) -> dict[str, list[Component]]:
+    if str(calendar.get("CALSCALE", "GREGORIAN")).upper() != "GREGORIAN":
+        raise FeedError(
+            "not a valid iCalendar file (its CALSCALE is not GREGORIAN)",
+            "calendar.reason.not_ical",
+        )
+    collect = _Collect()
+    try:
+        recurring_ical_events.of(calendar, components=[collect])
+    except Exception as exc:
+        log.warning(
+            "feed %s: its X-WR-TIMEZONE cannot be applied (%s); times without a zone are"
+            " read in the bot's zone",
+            source,
+            exc.__class__.__name__,
+        )
+        collect.groups.clear()
+        collect.collect_series_from(calendar, ())
+    return collect.groups
 
 
-def _recurring_uids(cal: icalendar.Calendar) -> set[str]:
-    counts: Counter[str] = Counter()
-    recurring: set[str] = set()
-    for event in cal.walk("VEVENT"):
-        uid = str(event.get("UID", ""))
-        counts[uid] += 1
-        if any(event.get(p) is not None for p in ("RRULE", "RDATE", "RECURRENCE-ID")):
-            recurring.add(uid)
-    return recurring | {uid for uid, n in counts.items() if n > 1}
-
-
-def _ensure_uids(cal: icalendar.Calendar) -> None:
-    """Give events without UID a stable one (their start and title), so that reminders
-    and answers keep pointing at the same event from one refresh to the next."""
-    for event in cal.walk("VEVENT"):
-        if not str(event.get("UID", "")).strip():
-            seed = f"{event.get('DTSTART').to_ical() if event.get('DTSTART') else b''!r}"
-            seed += str(event.get("SUMMARY", ""))
-            event.add("UID", "nouid-" + hashlib.sha256(seed.encode()).hexdigest()[:16])
+def _recurring(groups: dict[str, list[Component]]) -> set[str]:
+    marks = ("RRULE", "RDATE", "RECURRENCE-ID")
+    return {
+        uid
+        for uid, members in groups.items()
+        if len(members) > 1 or any(m.get(p) is not None for m in members for p in marks)
+    }
 
 
 def parse_calendar(
-    body: bytes, *, source: str, associations: tuple[str, ...], window: Window
+    body: bytes,
+    *,
+    source: str,
+    associations: tuple[str, ...],
+    window: Window,
+    series_cpu: float | None = None,
 ) -> Parsed:
-    """Parse and expand; raises FeedError for a file that is not iCalendar."""
-    try:
-        cal = icalendar.Calendar.from_ical(body)
-    except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError...
-        raise FeedError(
-            f"not a valid iCalendar file ({exc.__class__.__name__}: {exc})",
-            "calendar.reason.not_ical",
-        ) from None
-    if not isinstance(cal, icalendar.Calendar) or cal.name != "VCALENDAR":
-        raise FeedError("not a valid iCalendar file (no VCALENDAR)", "calendar.reason.not_ical")
-    _ensure_uids(cal)
-    recurring = _recurring_uids(cal)
-    try:
-        query = recurring_ical_events.of(cal, skip_bad_series=True)
-        series_list = list(query.series)
-    except Exception as exc:
-        raise FeedError(
-            f"its events cannot be expanded ({exc.__class__.__name__})",
-            "calendar.reason.unexpandable",
-        ) from None
-    parsed = Parsed()
-    unreadable = {str(e.get("UID")) for e in cal.walk("VEVENT")} - {str(s.uid) for s in series_list}
-    for uid in sorted(unreadable):
-        parsed.skipped += 1
+    """Parse and expand. Raises FeedError for a file that is not iCalendar, or that has
+    more occurrences than the cap. `series_cpu` bounds each series' CPU time (only in a
+    process's main thread: the worker)."""
+    decoded = decode(body)
+    if decoded.bad_bytes:
         log.warning(
-            "feed %s: event %s left out, it cannot be read (a bad date or rule?)", source, uid
+            "feed %s: %d byte(s) are not UTF-8 (the first on line %s); read as Windows-1252",
+            source,
+            decoded.bad_bytes,
+            decoded.first_bad_line,
         )
-    for series in series_list:
-        uid = str(series.uid)
+    scanned = scan(decoded.text)
+    if not scanned.calendars:
+        raise FeedError("not a valid iCalendar file (no VCALENDAR)", "calendar.reason.not_ical")
+    if not scanned.closed:
+        raise FeedError(
+            "not a valid iCalendar file (it ends before END:VCALENDAR; cut short?)",
+            "calendar.reason.truncated",
+        )
+    if scanned.rules_mended:
+        log.info(
+            "feed %s: %d recurrence rule(s) had spaces in their lists; read without them",
+            source,
+            scanned.rules_mended,
+        )
+    found = read_components(scanned)
+    if found.unknown_zones:
+        names = sorted(found.unknown_zones)
+        log.warning(
+            "feed %s: unknown time zone(s) %s%s; their times are read in %s",
+            source,
+            ", ".join(shown(z) for z in names[:5]),
+            f" and {len(names) - 5} more" if len(names) > 5 else "",
+            window.tz.key,
+        )
+    groups = _grouped(found.calendar, source)
+    recurring = _recurring(groups)
+    parsed = Parsed(left_out=list(found.left_out))
+    for uid, members in groups.items():
+        line = found.lines.get(uid, 0)
         try:
-            _expand(series, uid, uid not in recurring, source, associations, window, parsed)
+            # A series without rules is finite as written: no alarm needed for it.
+            with cpu_deadline(series_cpu if uid in recurring else None):
+                for member in members:
+                    one_kind(member, window.tz)
+                series = LazySeries([EventAdapter(m) for m in members])
+                _expand(series, uid, uid not in recurring, source, associations, window, parsed)
         except FeedError:
             raise
+        except SeriesTooSlow:
+            parsed.left_out.append(LeftOut(uid, line, "too_slow"))
         except Exception as exc:
-            parsed.skipped += 1
-            log.warning("feed %s: event %s left out, it cannot be read: %s", source, uid, exc)
+            log.debug("feed %s: event %s: %r", source, shown(uid), exc)
+            parsed.left_out.append(LeftOut(uid, line, "unexpandable"))
+    _tell_left_out(parsed.left_out, source)
     return parsed
+
+
+def _tell_left_out(left_out: Sequence[LeftOut], source: str) -> None:
+    for item in left_out[:_NAMED_MAX]:
+        log.warning(
+            "feed %s: event %s (line %d) left out: %s",
+            source,
+            shown(item.uid) if item.uid else "(no UID)",
+            item.line,
+            REASONS.get(item.code, item.code),
+        )
+    if len(left_out) > _NAMED_MAX:
+        log.warning("feed %s: %d more events left out", source, len(left_out) - _NAMED_MAX)
 
 
 def _expand(
@@ -140,31 +209,41 @@ def _expand(
     window: Window,
     parsed: Parsed,
 ) -> None:
-    count = 0
-    for occurrence in series.between(window.start, window.end):
-        if count >= window.max_per_series:
-            parsed.cutoffs[uid] = max(o.start for o in parsed.occurrences if o.uid == uid)
+    kept: list[Occurrence] = []
+    limit = window.max_occurrences - len(parsed.occurrences)
+    span_start = (window.start - _MARGIN).astimezone(window.tz)
+    span_end = (window.end + _MARGIN).astimezone(window.tz)
+    for occurrence in series.between(span_start, span_end):
+        # Cheap checks first: copying the component (`as_component`) is the costly part.
+        # (A date end may be carried further by X-SAMVERKAN-LENGTH: checked after.)
+        if instant(occurrence.start, window.tz) >= window.end or (
+            isinstance(occurrence.end, datetime)
+            and instant(occurrence.end, window.tz) <= window.start
+        ):
+            continue
+        item = _occurrence(
+            occurrence.as_component(False), uid, single, source, associations, window.tz
+        )
+        if item is None or item.end <= window.start or item.start >= window.end:
+            continue
+        if len(kept) >= window.max_per_series:
+            parsed.cutoffs[uid] = max(o.start for o in kept)
             log.warning(
                 "feed %s: event %s recurs more than %d times in the window; later ones"
                 " are left out",
                 source,
-                uid,
+                shown(uid),
                 window.max_per_series,
             )
-            return
-        item = _occurrence(
-            occurrence.as_component(False), uid, single, source, associations, window.tz
-        )
-        if item is None or item.end <= window.start:
-            continue
-        count += 1
-        parsed.occurrences.append(item)
-        if len(parsed.occurrences) > window.max_occurrences:
+            break
+        kept.append(item)
+        if len(kept) > limit:
             raise FeedError(
                 f"it has more than {window.max_occurrences} occurrences in the window",
                 "calendar.reason.too_many",
                 limit=window.max_occurrences,
             )
+    parsed.occurrences.extend(kept)
 
 
 def _occurrence(
@@ -175,27 +254,20 @@ def _occurrence(
     associations: tuple[str, ...],
     tz: ZoneInfo,
 ) -> Occurrence | None:
-    raw_start = _prop(component, "DTSTART")
+    raw_start = dt_of(component.get("DTSTART"))
     if raw_start is None:
         return None
-    start, all_day = _aware(raw_start, tz)
-    raw_end = _prop(component, "DTEND")
-    duration = _prop(component, "DURATION")
-    if raw_end is not None:
-        end, _ = _aware(raw_end, tz)
-    elif isinstance(duration, timedelta):
-        end = start + duration
-    else:
-        end = start + (timedelta(days=1) if all_day else timedelta(0))
-    end = max(end, start)
-    rid = _prop(component, "RECURRENCE-ID")
+    all_day = not isinstance(raw_start, datetime)
+    start = instant(raw_start, tz).astimezone(UTC)
+    end = _end(component, start, all_day, tz)
+    rid = dt_of(component.get("RECURRENCE-ID"))
     url = str(component.get("URL", "") or "").strip()
     return Occurrence(
         source=source,
         uid=uid,
         occ=occ_id(rid if rid is not None else raw_start, tz),
         start=start,
-        end=end,
+        end=max(end, start),
         all_day=all_day,
         title=clean(component.get("SUMMARY"), _TITLE_MAX),
         location=clean(component.get("LOCATION"), _LOCATION_MAX),
@@ -205,3 +277,16 @@ def _occurrence(
         single=single,
         cancelled=str(component.get("STATUS", "")).upper() == "CANCELLED",
     )
+
+
+def _end(component: Any, start: datetime, all_day: bool, tz: ZoneInfo) -> datetime:
+    length = component.get(LENGTH)
+    if length is not None:
+        return start + timedelta(seconds=int(str(length)))
+    raw_end: date | datetime | None = dt_of(component.get("DTEND"))
+    if raw_end is not None:
+        return instant(raw_end, tz).astimezone(UTC)
+    duration = getattr(component.get("DURATION"), "dt", None)
+    if isinstance(duration, timedelta):
+        return start + duration
+    return start + (timedelta(days=1) if all_day else timedelta(0))

@@ -188,3 +188,23 @@ class Bot:
 
     async def pending(self) -> dict[str, datetime]:
         return dict(await self.running.scheduler.pending("calendar:reminder:"))
+
+
+def vevent(*lines: str) -> str:
+    """One VEVENT of the given content lines."""
+    return "BEGIN:VEVENT\r\n" + "".join(f"{line}\r\n" for line in lines) + "END:VEVENT\r\n"
+
+
+def vcalendar(*parts: str, header: tuple[str, ...] = ()) -> str:
+    """A calendar of the given components (text), with optional calendar properties."""
+    head = "".join(
+        f"{line}\r\n" for line in ("VERSION:2.0", "PRODID:-//Samverkan tests//SV", *header)
+    )
+    return "BEGIN:VCALENDAR\r\n" + head + "".join(parts) + "END:VCALENDAR\r\n"
+
+
+def line_of(text: str, needle: str) -> int:
+    """The line (from 1) on which the VEVENT holding the line `needle` begins."""
+    lines = text.split("\r\n")
+    at = next(i for i, line in enumerate(lines) if line == needle)
+    return max(i for i in range(at + 1) if lines[i] == "BEGIN:VEVENT") + 1
