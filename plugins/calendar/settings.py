@@ -63,6 +63,11 @@ class CalendarSettings(Section):
     )
     max_occurrences: Annotated[int, Field(ge=1)] = 20_000
     max_per_series: Annotated[int, Field(ge=1)] = 500
+    # Each feed is parsed in a process of its own, under these budgets: the wall time of
+    # the whole parse, and its memory in MiB. Past either, the feed is refused (and keeps
+    # its last good data).
+    parse_timeout: Duration = timedelta(seconds=60)
+    parse_memory: Annotated[int, Field(ge=64, le=65536)] = 1024
     # All-day events are reminded as if they began at this local time.
     all_day_time: str = "09:00"
     # RSVP answers (and past events) are forgotten this long after the event ended.
