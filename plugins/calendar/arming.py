@@ -5,19 +5,25 @@ it runs, one post per room of the targeted associations, each keyed
 `reminder:<uid>:<occurrence>:<offset>:<room>`. A move re-arms the pending rows (a row
 that already ran is left alone by the scheduler) and tells the rooms that were already
 reminded; a cancellation drops the pending rows and tells the rooms that were reminded.
+
+Everything here works on many occurrences at once, in a few statements: arming a feed
+of ten thousand events, or posting a thousand reminders due at one instant, costs the
+database, not a round trip per row.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.core.messages import Button, OutgoingMessage
 from bot.core.refs import RoomRef
 from bot.plugin import PluginContext
 from plugins.calendar.formatting import Formatter
-from plugins.calendar.model import Occurrence, job_key, job_prefix, offset_label, reminder_key
+from plugins.calendar.model import Occurrence, job_prefix, offset_label, reminder_key
 from plugins.calendar.storage import Store
 
 log = logging.getLogger(__name__)
@@ -27,18 +33,36 @@ RSVP_NO = "calendar:rsvp:no"
 # The reactions offered on Matrix for the same answers (rsvp.py reads these and others).
 YES_EMOJI = "👍"
 NO_EMOJI = "👎"
+# Rows per statement when arming: each chunk's await lets the event loop breathe.
+_CHUNK = 5000
+
+Post = tuple[str, RoomRef, OutgoingMessage]
 
 
 def due_at(o: Occurrence, offset: timedelta, tz: ZoneInfo, all_day_time: time) -> datetime:
     """When the reminder `offset` before `o` is due. Whole days are counted on the local
     calendar, so "1d" before an 18.00 event is 18.00 the day before, DST or not; the rest
     is exact. All-day events count from `all_day_time` on their first day."""
+    return dues_of(o, [offset], tz, all_day_time)[0]
+
+
+def dues_of(
+    o: Occurrence, offsets: Sequence[timedelta], tz: ZoneInfo, all_day_time: time
+) -> list[datetime]:
+    """`due_at` for each of `offsets`, the local time worked out once."""
     local = o.start.astimezone(tz)
     if o.all_day:
         local = datetime.combine(local.date(), all_day_time, tz)
-    wall = local.replace(tzinfo=None) - timedelta(days=offset.days)
-    anchored = wall.replace(tzinfo=tz)
-    return anchored.astimezone(UTC) - timedelta(seconds=offset.seconds)
+    anchor = local.astimezone(UTC)
+    dues = []
+    for offset in offsets:
+        if offset.days:
+            wall = local.replace(tzinfo=None) - timedelta(days=offset.days)
+            base = wall.replace(tzinfo=tz).astimezone(UTC)
+        else:
+            base = anchor
+        dues.append(base - timedelta(seconds=offset.seconds) if offset.seconds else base)
+    return dues
 
 
 class Reminders:
@@ -55,92 +79,125 @@ class Reminders:
         self.fmt = formatter
         self.offsets = offsets
         self.all_day_time = all_day_time
+        self._labels = [offset_label(offset) for offset in offsets]
 
     def rooms(self, o: Occurrence) -> list[RoomRef]:
         return self.ctx.associations.rooms_for(o.associations)
 
     def due_times(self, o: Occurrence) -> list[tuple[timedelta, datetime]]:
-        return [(off, due_at(o, off, self.fmt.tz, self.all_day_time)) for off in self.offsets]
+        dues = dues_of(o, self.offsets, self.fmt.tz, self.all_day_time)
+        return list(zip(self.offsets, dues, strict=True))
+
+    def _keys(self, o: Occurrence) -> list[str]:
+        prefix = job_prefix(o)
+        return [prefix + label for label in self._labels]
 
     async def arm(self, o: Occurrence, now: datetime) -> int:
-        """Arm (or move) every reminder of `o` still ahead; one whose time has passed is
-        dropped if it was pending. Returns how many are armed."""
+        return await self.arm_many([o], now)
+
+    async def arm_many(self, items: Sequence[Occurrence], now: datetime) -> int:
+        """Arm (or move) every reminder of `items` still ahead; one whose time has
+        passed is dropped if it was pending. Returns how many were armed."""
         armed = 0
-        for offset, due in self.due_times(o):
-            key = job_key(o, offset)
-            if o.cancelled or due <= now:
-                await self.ctx.scheduler.cancel(key)
-                continue
-            payload = {
-                "source": o.source,
-                "uid": o.uid,
-                "occ": o.occ,
-                "offset": int(offset.total_seconds()),
-            }
-            if await self.ctx.scheduler.at(key, due, "reminder", payload):
-                armed += 1
+        for i in range(0, len(items), _CHUNK):
+            rows: list[tuple[str, datetime, str, dict[str, Any] | None]] = []
+            gone: list[str] = []
+            for o in items[i : i + _CHUNK]:
+                prefix = job_prefix(o)
+                dues = dues_of(o, self.offsets, self.fmt.tz, self.all_day_time)
+                for label, due in zip(self._labels, dues, strict=True):
+                    if o.cancelled or due <= now:
+                        gone.append(prefix + label)
+                        continue
+                    # No payload: the key names the occurrence and the offset.
+                    rows.append((prefix + label, due, "reminder", None))
+            await self.ctx.scheduler.cancel_many(gone)
+            armed += await self.ctx.scheduler.at_many(rows)
         return armed
 
-    async def reminded_rooms(self, o: Occurrence) -> list[RoomRef]:
-        """Rooms where a reminder of `o` was posted (or is on its way)."""
-        found = []
-        for room in self.rooms(o):
-            for offset in self.offsets:
-                if await self.ctx.delivery.status(reminder_key(o.uid, o.occ, offset, room)):
-                    found.append(room)
-                    break
+    async def reminded_rooms(self, items: Sequence[Occurrence]) -> dict[int, list[RoomRef]]:
+        """For each of `items` (by position), the rooms where one of its reminders was
+        posted or is on its way; one look-up for all of them."""
+        wanted: dict[str, tuple[int, RoomRef]] = {}
+        for index, o in enumerate(items):
+            for room in self.rooms(o):
+                for offset in self.offsets:
+                    wanted[reminder_key(o.uid, o.occ, offset, room)] = (index, room)
+        found: dict[int, list[RoomRef]] = {}
+        for key in await self.ctx.delivery.statuses(list(wanted)):
+            index, room = wanted[key]
+            rooms = found.setdefault(index, [])
+            if room not in rooms:
+                rooms.append(room)
         return found
 
     async def drop(self, o: Occurrence, now: datetime) -> None:
-        """A cancelled, removed or vanished occurrence: no more reminders, and a notice
+        await self.drop_many([o], now)
+
+    async def drop_many(self, items: Sequence[Occurrence], now: datetime) -> None:
+        """Cancelled, removed or vanished occurrences: no more reminders, and a notice
         where one was already posted."""
-        await self.ctx.scheduler.cancel_prefix(job_prefix(o))
-        if o.end <= now:
+        if not items:
             return
-        for room in await self.reminded_rooms(o):
-            lang = self.ctx.associations.language_for(room)
-            await self.ctx.delivery.send(
-                f"cancelled:{o.uid}:{o.occ}:{room}",
-                room,
-                OutgoingMessage(text=self.fmt.cancelled(o, lang)),
-            )
-        log.info("event %s (%s) is off; its reminders are dropped", o.uid, o.occ)
+        await self.ctx.scheduler.cancel_many([k for o in items for k in self._keys(o)])
+        live = [o for o in items if o.end > now]
+        notices: list[Post] = []
+        for index, rooms in (await self.reminded_rooms(live)).items():
+            o = live[index]
+            for room in rooms:
+                lang = self.ctx.associations.language_for(room)
+                text = self.fmt.cancelled(o, lang)
+                notices.append(
+                    (f"cancelled:{o.uid}:{o.occ}:{room}", room, OutgoingMessage(text=text))
+                )
+            log.info("event %s (%s) is off; its reminders are dropped", o.uid, o.occ)
+        await self.ctx.delivery.send_many(notices)
 
     async def moved(self, o: Occurrence, now: datetime) -> None:
-        """`o` (already stored) has a new time: re-arm, and tell the reminded rooms."""
-        await self.arm(o, now)
-        if o.end <= now:
+        await self.moved_many([o], now)
+
+    async def moved_many(self, items: Sequence[Occurrence], now: datetime) -> None:
+        """`items` (already stored) have new times: re-arm, and tell the reminded rooms."""
+        if not items:
             return
-        stamp = o.start.strftime("%Y%m%dT%H%M%SZ")
-        for room in await self.reminded_rooms(o):
-            lang = self.ctx.associations.language_for(room)
-            await self.ctx.delivery.send(
-                f"moved:{o.uid}:{o.occ}:{stamp}:{room}",
-                room,
-                OutgoingMessage(text=self.fmt.moved(o, lang)),
-            )
-        log.info("event %s (%s) moved to %s; reminders re-armed", o.uid, o.occ, stamp)
+        await self.arm_many(items, now)
+        live = [o for o in items if o.end > now]
+        notices: list[Post] = []
+        for index, rooms in (await self.reminded_rooms(live)).items():
+            o = live[index]
+            stamp = o.start.strftime("%Y%m%dT%H%M%SZ")
+            for room in rooms:
+                lang = self.ctx.associations.language_for(room)
+                text = self.fmt.moved(o, lang)
+                key = f"moved:{o.uid}:{o.occ}:{stamp}:{room}"
+                notices.append((key, room, OutgoingMessage(text=text)))
+            log.info("event %s (%s) moved to %s; reminders re-armed", o.uid, o.occ, stamp)
+        await self.ctx.delivery.send_many(notices)
 
     async def post(self, o: Occurrence, offset: timedelta, *, late: bool) -> int:
-        """Post the reminder `offset` before `o` into each targeted room."""
-        if o.cancelled:
-            return 0
-        counts = await self.store.counts(o.uid, o.occ)
-        posted = 0
-        for room in self.rooms(o):
-            lang = self.ctx.associations.language_for(room)
-            message = OutgoingMessage(
-                text=self.fmt.reminder(o, offset, lang, late=late, counts=counts),
-                buttons=(
-                    Button(RSVP_YES, self.ctx.t("calendar.button.yes", lang), YES_EMOJI),
-                    Button(RSVP_NO, self.ctx.t("calendar.button.no", lang), NO_EMOJI),
-                ),
-            )
-            if await self.ctx.delivery.send(
-                reminder_key(o.uid, o.occ, offset, room), room, message
-            ):
-                posted += 1
-        log.debug(
-            "reminder %s before %s (%s): %d post(s)", offset_label(offset), o.uid, o.occ, posted
-        )
+        return await self.post_many([(o, offset, late)])
+
+    async def post_many(self, items: Sequence[tuple[Occurrence, timedelta, bool]]) -> int:
+        """Post each reminder (`offset` before `o`, late or not) into each targeted room;
+        all of them queued in one transaction, in the order given."""
+        counts = await self.store.counts_many((o.uid, o.occ) for o, _off, _late in items)
+        posts: list[Post] = []
+        buttons: dict[str, tuple[Button, Button]] = {}
+        for o, offset, late in items:
+            if o.cancelled:
+                continue
+            for room in self.rooms(o):
+                lang = self.ctx.associations.language_for(room)
+                if lang not in buttons:
+                    buttons[lang] = (
+                        Button(RSVP_YES, self.ctx.t("calendar.button.yes", lang), YES_EMOJI),
+                        Button(RSVP_NO, self.ctx.t("calendar.button.no", lang), NO_EMOJI),
+                    )
+                text = self.fmt.reminder(
+                    o, offset, lang, late=late, counts=counts.get((o.uid, o.occ), {})
+                )
+                message = OutgoingMessage(text=text, buttons=buttons[lang])
+                posts.append((reminder_key(o.uid, o.occ, offset, room), room, message))
+        posted = await self.ctx.delivery.send_many(posts)
+        log.debug("%d reminder(s) due: %d post(s) queued", len(items), posted)
         return posted

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from bot.core.refs import RoomRef
-from bot.core.timeparse import format_duration
+from bot.core.timeparse import format_duration, parse_duration
 
 MANUAL = "manual"  # the source of events added with `event add`
 
@@ -84,6 +84,22 @@ def job_prefix(o: Occurrence) -> str:
 
 def job_key(o: Occurrence, offset: timedelta) -> str:
     return job_prefix(o) + offset_label(offset)
+
+
+def parse_job_key(key: str) -> tuple[str, str, str, timedelta] | None:
+    """(source, uid, occ, offset) of a reminder's scheduler key: the key says it all, so
+    the row needs no payload. Sources and occurrences hold no colons; UIDs may."""
+    if not key.startswith(JOB_PREFIX):
+        return None
+    source, _, rest = key[len(JOB_PREFIX) :].partition(":")
+    parts = rest.rsplit(":", 2)
+    if not source or len(parts) != 3 or not parts[0]:
+        return None
+    try:
+        offset = parse_duration(parts[2])
+    except ValueError:
+        return None
+    return source, parts[0], parts[1], offset
 
 
 def parse_reminder_key(key: str, room: RoomRef) -> tuple[str, str] | None:

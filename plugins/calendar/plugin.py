@@ -24,7 +24,14 @@ from bot.scheduling import JobRun
 from plugins.calendar.arming import Reminders
 from plugins.calendar.feeds import FeedRefresher
 from plugins.calendar.formatting import Formatter
-from plugins.calendar.model import JOB_PREFIX, MANUAL, Occurrence, occ_id, offset_label
+from plugins.calendar.model import (
+    JOB_PREFIX,
+    MANUAL,
+    Occurrence,
+    occ_id,
+    offset_label,
+    parse_job_key,
+)
 from plugins.calendar.parsing import clean
 from plugins.calendar.personal import CalendarData
 from plugins.calendar.rsvp import (
@@ -44,6 +51,15 @@ _AGENDA_DAYS = 7
 _LIST_DAYS = 14
 _LIST_MAX = 30
 _REFRESH_GRACE = timedelta(days=3650)
+
+
+def reminder_of(run: JobRun) -> tuple[str, str, str, timedelta] | None:
+    """(source, uid, occ, offset) of a reminder row: from its key, or from the payload
+    that rows armed by earlier versions carry."""
+    p = run.payload
+    if {"source", "uid", "occ", "offset"} <= p.keys():
+        return str(p["source"]), str(p["uid"]), str(p["occ"]), timedelta(seconds=int(p["offset"]))
+    return parse_job_key(run.key)
 
 
 class CalendarPlugin(Plugin):
@@ -78,11 +94,15 @@ class CalendarPlugin(Plugin):
         self.feeds = FeedRefresher(
             self.ctx, self.settings, self.store, self.reminders, self.ctx.fetcher
         )
+        await self.feeds.prepare()
         # Reminders of offsets no longer configured must not fire.
         wanted = {offset_label(o) for o in self.settings.reminders}
-        for key, _due in await self.ctx.scheduler.pending(JOB_PREFIX):
-            if key.rsplit(":", 1)[1] not in wanted:
-                await self.ctx.scheduler.cancel(key)
+        pending = await self.ctx.scheduler.pending(JOB_PREFIX)
+        await self.ctx.scheduler.cancel_many(
+            [key for key, _due in pending if key.rsplit(":", 1)[1] not in wanted]
+        )
+        # Reminders due at one instant are posted together (one transaction for all).
+        self.ctx.scheduler.batch("reminder", self.reminder_batch)
         # A refresh missed while down is not worth a report, nor a late run: start its
         # crontab afresh (the first refresh runs when ready); a late one (a suspended
         # process) simply runs.
@@ -109,15 +129,16 @@ class CalendarPlugin(Plugin):
         await self.feeds.forget_removed_feeds()
         now = self.ctx.clock.now()
         # Offsets may have changed since the last run: arm what is still ahead.
-        for o in await self.store.load_source(MANUAL, now):
-            if not o.cancelled:
-                await self.reminders.arm(o, now)
+        manual = await self.store.load_source(MANUAL, now)
+        await self.reminders.arm_many([o for o in manual if not o.cancelled], now)
         await self.refresh_feeds()
 
     async def on_stop(self) -> None:
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
+        if self.feeds is not None:
+            await self.feeds.close()
 
     async def refresh_feeds(self) -> None:
         assert self.feeds is not None
@@ -131,12 +152,21 @@ class CalendarPlugin(Plugin):
 
     @job("reminder")
     async def reminder_job(self, run: JobRun) -> None:
-        p = run.payload
-        o = await self.store.find(str(p["source"]), str(p["uid"]), str(p["occ"]))
-        if o is None:
-            self.log.info("reminder %s: the event is gone; nothing to post", run.key)
-            return
-        await self.reminders.post(o, timedelta(seconds=int(p["offset"])), late=run.late)
+        await self.reminder_batch([run])
+
+    async def reminder_batch(self, runs: list[JobRun]) -> None:
+        """The reminders due at one wake-up: their events read in a few statements, and
+        every post queued in one transaction, in the order the rows fell due."""
+        wanted = [(run, reminder_of(run)) for run in runs]
+        found = await self.store.find_many(named[:3] for _run, named in wanted if named)
+        items = []
+        for run, named in wanted:
+            o = found.get(named[:3]) if named else None
+            if o is None or named is None:
+                self.log.info("reminder %s: the event is gone; nothing to post", run.key)
+                continue
+            items.append((o, named[3], run.late))
+        await self.reminders.post_many(items)
 
     @job("digest")
     async def digest_job(self, run: JobRun) -> None:

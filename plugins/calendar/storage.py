@@ -72,10 +72,22 @@ async def _answered_at(db: Database) -> None:
     await db.execute("ALTER TABLE calendar_rsvp ADD COLUMN answered_at REAL")
 
 
+@migrations.step(3)
+async def _left_out(db: Database) -> None:
+    # The events of a feed that could not be read, as last told to organisers (a digest
+    # of their UIDs and reasons): told once, not at every refresh nor every restart.
+    await db.execute("CREATE TABLE calendar_left_out (feed TEXT PRIMARY KEY, digest TEXT NOT NULL)")
+
+
 _COLUMNS = (
     "id, source, uid, occ, start_at, end_at, all_day, title, location, excerpt, url,"
     " associations, single, cancelled"
 )
+
+
+# Occurrences named in one `IN (VALUES ...)`: three parameters each, within the 999
+# that any SQLite allows.
+_ROWS_PER_QUERY = 300
 
 
 def _ts(when: datetime) -> float:
@@ -151,6 +163,7 @@ class Store:
             (source,),
         )
         await self.db.execute("DELETE FROM calendar_feeds WHERE id = ?", (source,))
+        await self.db.execute("DELETE FROM calendar_left_out WHERE feed = ?", (source,))
         return await self.db.execute("DELETE FROM calendar_occurrences WHERE source = ?", (source,))
 
     async def insert(self, o: Occurrence) -> int:
@@ -169,6 +182,77 @@ class Store:
             " title, location, excerpt, url, associations, single, cancelled)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(o.source, o.uid, o.occ, *_values(o)) for o in items],
+        )
+
+    async def update_many(self, items: Sequence[Occurrence]) -> None:
+        """`update` of each (stored, so with its id) in one statement."""
+        await self.db.executemany(
+            "UPDATE calendar_occurrences SET start_at = ?, end_at = ?, all_day = ?, title = ?,"
+            " location = ?, excerpt = ?, url = ?, associations = ?, single = ?, cancelled = ?"
+            " WHERE id = ?",
+            [(*_values(o), o.id) for o in items],
+        )
+
+    async def delete_many(self, items: Sequence[Occurrence]) -> None:
+        """`delete` of each (stored, so with its id), in two statements."""
+        await self.db.executemany(
+            "DELETE FROM calendar_rsvp WHERE uid = ? AND occ = ?", [(o.uid, o.occ) for o in items]
+        )
+        await self.db.executemany(
+            "DELETE FROM calendar_occurrences WHERE id = ?", [(o.id,) for o in items]
+        )
+
+    async def find_many(
+        self, keys: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], Occurrence]:
+        """Occurrences by (source, uid, occ), a few hundred per statement."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[tuple[str, str, str], Occurrence] = {}
+        for i in range(0, len(wanted), _ROWS_PER_QUERY):
+            part = wanted[i : i + _ROWS_PER_QUERY]
+            marks = ", ".join(["(?, ?, ?)"] * len(part))
+            rows = await self.db.fetchall(
+                f"SELECT {_COLUMNS} FROM calendar_occurrences"
+                f" WHERE (source, uid, occ) IN (VALUES {marks})",
+                [v for key in part for v in key],
+            )
+            for r in rows:
+                o = _row(r)
+                found[(o.source, o.uid, o.occ)] = o
+        return found
+
+    async def counts_many(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        """`counts` of many occurrences by (uid, occ); those without answers left out."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[tuple[str, str], dict[str, int]] = {}
+        for i in range(0, len(wanted), _ROWS_PER_QUERY):
+            part = wanted[i : i + _ROWS_PER_QUERY]
+            marks = ", ".join(["(?, ?)"] * len(part))
+            rows = await self.db.fetchall(
+                "SELECT uid, occ, answer, COUNT(*) FROM calendar_rsvp"
+                f" WHERE (uid, occ) IN (VALUES {marks}) GROUP BY uid, occ, answer",
+                [v for key in part for v in key],
+            )
+            for uid, occ, answer, n in rows:
+                found.setdefault((str(uid), str(occ)), {})[str(answer)] = int(n)
+        return found
+
+    async def left_out_digest(self, feed: str) -> str | None:
+        value = await self.db.fetchval(
+            "SELECT digest FROM calendar_left_out WHERE feed = ?", (feed,)
+        )
+        return str(value) if value is not None else None
+
+    async def save_left_out_digest(self, feed: str, digest: str | None) -> None:
+        if digest is None:
+            await self.db.execute("DELETE FROM calendar_left_out WHERE feed = ?", (feed,))
+            return
+        await self.db.execute(
+            "INSERT INTO calendar_left_out (feed, digest) VALUES (?, ?)"
+            " ON CONFLICT (feed) DO UPDATE SET digest = excluded.digest",
+            (feed, digest),
         )
 
     async def update(self, rowid: int, o: Occurrence) -> None:
