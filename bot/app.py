@@ -39,10 +39,11 @@ from bot.settings import RootSettings
 from bot.starting import AdapterStarter
 from bot.stopping import drained, log_end, on_stop_signals, stop_inputs
 from bot.storage.database import Database
+from bot.storage.engines import lock_instance, open_database
 from bot.storage.instance import InstanceLock
-from bot.storage.instance import acquire as acquire_instance_lock
 from bot.storage.migrations import refuse_newer
 from bot.storage.state import AdapterState
+from bot.storage.target import local_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ HOUSEKEEPING_CRON: Final = "17 4 * * *"
 
 def heartbeat_path(settings: RootSettings) -> Path:
     """A file the running bot touches; `samverkan health` reads its age."""
-    return Path(settings.bot.database).with_name("heartbeat")
+    return local_dir(settings.bot.database) / "heartbeat"
 
 
 _LOCALES = Path(__file__).parent / "locales"
@@ -151,12 +152,12 @@ class App:
 
     async def start(self) -> None:
         self.translator.load_dir(_LOCALES)
-        self._db = await Database.open(
+        self._db = await open_database(
             self.settings.bot.database, allow_empty=self._allow_empty_database
         )
         try:
             # One process per database; the open above only read it and changed nothing.
-            self._instance = await acquire_instance_lock(self._db.path)
+            self._instance = await lock_instance(self._db)
         except BaseException:
             await self._db.close()
             self._db = None

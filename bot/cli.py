@@ -84,9 +84,11 @@ def build_parser(*, light: bool = False) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     if not light:
         # Not for `health`: a container's probe, every few seconds, loads none of it.
+        from bot.cli_migrate import add_commands as add_migrate_commands
         from bot.cli_privacy import add_commands as add_privacy_commands
 
         add_privacy_commands(sub)  # privacy report|export|erase, audit verify
+        add_migrate_commands(sub)  # migrate-db --from PATH --to URL
     run = sub.add_parser("run", help="run the bot")
     check = sub.add_parser("check-config", help="validate the configuration and summarise it")
     health = sub.add_parser("health", help="exit 0 if the running bot is alive")

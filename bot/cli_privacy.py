@@ -28,6 +28,7 @@ from bot.people import People
 from bot.privacy import Privacy
 from bot.settings import ConfigError, config_path
 from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.migrations import refuse_newer
 
 EXIT_CONFIG = 2
@@ -44,7 +45,7 @@ def _load(path_arg: str | None) -> tuple[Any, list[Any]] | None:
 
 
 async def _open(settings: Any, classes: list[Any]) -> Database:
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     schemas = [c.migrations for c in classes if c.migrations is not None]
     await refuse_newer(db, [*framework_namespaces(), *schemas])
     for namespace in [*framework_namespaces(), *schemas]:

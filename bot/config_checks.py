@@ -19,6 +19,7 @@ from bot.config_file import Problem
 from bot.core.refs import RoomRef
 from bot.settings import RootSettings
 from bot.storage.checks import existing_file_problem, os_reason
+from bot.storage.target import DatabaseUrl
 
 
 def leaf_items(value: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, object]]:
@@ -100,7 +101,10 @@ def _matrix_problems(settings: RootSettings) -> list[Problem]:
 def database_problems(settings: RootSettings) -> list[Problem]:
     """What can be told about the database path without creating anything (the folder
     may not exist yet): run finds the rest when it opens the file, and says it in its
-    own line (`database <path>: <reason>`)."""
+    own line (`database <path>: <reason>`). A server's database is looked at when run
+    connects to it."""
+    if isinstance(settings.bot.database, DatabaseUrl):
+        return []
     path = Path(settings.bot.database)
     problem = _folder_problem(path) or existing_file_problem(path, allow_empty=True)
     return [("bot.database", problem)] if problem is not None else []

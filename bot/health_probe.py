@@ -29,6 +29,9 @@ class ProbeSettings:
 
     @property
     def heartbeat(self) -> Path:
+        # As bot.storage.target.local_dir, not imported: the probe loads nothing of the bot.
+        if self.database.startswith(("postgresql://", "postgres://")):
+            return Path("data") / "heartbeat"
         return Path(self.database).with_name("heartbeat")
 
 

@@ -55,8 +55,7 @@ def effective(lifetime: Lifetime, overrides: Mapping[str, timedelta]) -> timedel
 
 
 async def existing_tables(db: Database) -> set[str]:
-    rows = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
-    return {str(r[0]) for r in rows}
+    return await db.table_names()
 
 
 async def purge(

@@ -73,7 +73,10 @@ class JsonFormatter(logging.Formatter):
 
 def log_file_beside(settings: RootSettings) -> Path:
     """The default log file: in the database's folder, which is kept and backed up."""
-    return Path(settings.bot.database).with_name(LOG_FILE_NAME)
+    # Imported here: the CLI imports this module for `health` too, which loads nothing heavy.
+    from bot.storage.target import local_dir
+
+    return local_dir(settings.bot.database) / LOG_FILE_NAME
 
 
 class LogFileHandler(logging.handlers.RotatingFileHandler):

@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     SecretStr,
     ValidationError,
     create_model,
@@ -54,6 +55,7 @@ from bot.core.timeparse import (
     parse_duration,
 )
 from bot.health_probe import listen_address
+from bot.storage.target import DatabaseUrl, parse_target
 
 __all__ = ["ConfigError"]  # where it has always been imported from
 
@@ -158,6 +160,13 @@ Network = Annotated[
 ]
 
 
+# A file path (SQLite) or a postgresql:// URL, whose password never shows (see
+# bot/storage/target.py).
+DatabaseTarget = Annotated[
+    Path | DatabaseUrl, PlainValidator(parse_target), PlainSerializer(str, return_type=str)
+]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -166,7 +175,7 @@ class BotSettings(Section):
     name: str = "Samverkan"
     language: Literal["sv", "en"] = "sv"
     timezone: str = "Europe/Stockholm"
-    database: Path = Path("data/samverkan.db")
+    database: DatabaseTarget = Path("data/samverkan.db")
     organisers: list[User] = []
     organiser_rooms: list[Room] = []
     late_grace: Duration = timedelta(hours=1)

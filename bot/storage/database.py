@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import aiosqlite
 
@@ -72,6 +72,11 @@ def like_prefix(prefix: str) -> str:
 
 
 class Database:
+    """The SQLite database; `bot.storage.postgres.PostgresDatabase` is the same on
+    PostgreSQL (open either with `bot.storage.engines.open_database`)."""
+
+    engine: ClassVar[str] = "sqlite"
+
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self.path = path
@@ -229,3 +234,8 @@ class Database:
     async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
         return row[0] if row is not None else None
+
+    async def table_names(self) -> set[str]:
+        """The tables the database holds."""
+        rows = await self.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {str(r[0]) for r in rows}

@@ -37,6 +37,11 @@ class Traces:
         """Have SQLite overwrite deleted content with zeros, so that a destroyed ballot
         key or HMAC does not stay in the file's free space. A setting of the (one)
         connection: it also covers what other features delete."""
+        if self.db.engine != "sqlite":
+            # PostgreSQL has no such setting: what a deleted row held stays in its dead
+            # tuples until VACUUM reuses the space (see `checkpoint`), and in the WAL
+            # segments the server's operator keeps (docs/storage.md).
+            return
         try:
             await self.db.execute("PRAGMA secure_delete=ON")
         except Exception:
@@ -44,7 +49,16 @@ class Traces:
 
     async def checkpoint(self) -> bool:
         """Copy the write-ahead log into the database file and truncate it: deleted
-        ballots must not live on in old WAL frames. False if it could not complete."""
+        ballots must not live on in old WAL frames. False if it could not complete.
+        On PostgreSQL: VACUUM the outbox, so that the forgotten answers' dead tuples
+        are pruned (the server's own WAL is its operator's)."""
+        if self.db.engine != "sqlite":
+            try:
+                await self.db.execute("VACUUM outbox")
+            except Exception:
+                log.warning("could not vacuum the outbox", exc_info=True)
+                return False
+            return True
         try:
             row = await self.db.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
         except Exception:
