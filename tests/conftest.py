@@ -13,6 +13,7 @@ from discord.gateway import DiscordWebSocket
 
 from tests.discord.botrun import World, build_world
 from tests.discord.standin import StandIn
+from tests.engines import ENGINES, Target, database_target
 from tests.matrix.synapse import Synapse, SynapseMissing, synapse_python
 from tests.matrix.users import User
 
@@ -64,3 +65,11 @@ async def standin() -> AsyncIterator[StandIn]:
 @pytest.fixture
 def world(standin: StandIn) -> World:
     return build_world(standin)
+
+
+@pytest.fixture(params=ENGINES)
+async def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
+    """A database on each engine (SQLite, PostgreSQL), empty: open it with
+    `bot.storage.engines.open_database` (as often as a test restarts)."""
+    async with database_target(str(request.param), tmp_path) as target:
+        yield target

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from bot.core.clock import FakeClock
 from bot.core.messages import OutgoingMessage
@@ -11,14 +10,16 @@ from bot.core.refs import RoomRef
 from bot.delivery import Delivery, Target, token_for
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
+from bot.storage.engines import open_database
+from tests.engines import Target as DbTarget
 from tests.support import RecordingAdapter, permanent, transient, until
 
 ROOM = RoomRef("console", "falun")
 OTHER = RoomRef("console", "mora")
 
 
-async def open_delivery(path: Path, adapter: RecordingAdapter) -> tuple[Database, Delivery]:
-    db = await Database.open(path)
+async def open_delivery(path: DbTarget, adapter: RecordingAdapter) -> tuple[Database, Delivery]:
+    db = await open_database(path)
     await core_migrations.upgrade(db)
     clock = FakeClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
     delivery = Delivery(db, clock, {"console": adapter}, backoff_base=0.01, backoff_max=0.05)
@@ -26,16 +27,16 @@ async def open_delivery(path: Path, adapter: RecordingAdapter) -> tuple[Database
     return db, delivery
 
 
-async def test_a_key_is_sent_once_even_across_restart(tmp_path: Path) -> None:
+async def test_a_key_is_sent_once_even_across_restart(db_target: DbTarget) -> None:
     adapter = RecordingAdapter()
-    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     assert await delivery.send("k1", ROOM, OutgoingMessage("hello"))
     assert not await delivery.send("k1", ROOM, OutgoingMessage("hello again"))
     assert await delivery.wait_idle(5)
     await delivery.stop()
     await db.close()
 
-    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     assert not await delivery.send("k1", ROOM, OutgoingMessage("after restart"))
     assert await delivery.wait_idle(5)
     assert adapter.texts() == ["hello"]
@@ -48,9 +49,9 @@ async def test_a_key_is_sent_once_even_across_restart(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_transient_failure_is_retried_in_order(tmp_path: Path) -> None:
+async def test_transient_failure_is_retried_in_order(db_target: DbTarget) -> None:
     adapter = RecordingAdapter(failures=[transient(), transient()])
-    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     for i in range(5):
         await delivery.send(f"k{i}", ROOM, OutgoingMessage(f"m{i}"))
     assert await until_sent(adapter, 5)
@@ -66,9 +67,9 @@ async def until_sent(adapter: RecordingAdapter, count: int) -> bool:
     return True
 
 
-async def test_a_stuck_lane_does_not_hold_up_others(tmp_path: Path) -> None:
+async def test_a_stuck_lane_does_not_hold_up_others(db_target: DbTarget) -> None:
     adapter = RecordingAdapter(failures=[transient(retry_after=0.3)])
-    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     await delivery.send("a1", ROOM, OutgoingMessage("falun 1"))
     await delivery.send("a2", ROOM, OutgoingMessage("falun 2"))
     await delivery.send("b1", OTHER, OutgoingMessage("mora 1"))
@@ -82,9 +83,9 @@ async def test_a_stuck_lane_does_not_hold_up_others(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_permanent_failure_is_not_retried(tmp_path: Path) -> None:
+async def test_permanent_failure_is_not_retried(db_target: DbTarget) -> None:
     adapter = RecordingAdapter(failures=[permanent()])
-    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     await delivery.send("bad", ROOM, OutgoingMessage("rejected"))
     await delivery.send("good", ROOM, OutgoingMessage("accepted"))
     await until(lambda: len(adapter.sent) == 1)
@@ -95,9 +96,9 @@ async def test_permanent_failure_is_not_retried(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_pending_work_resumes_after_restart(tmp_path: Path) -> None:
+async def test_pending_work_resumes_after_restart(db_target: DbTarget) -> None:
     down = RecordingAdapter(failures=[transient(retry_after=60)])
-    db, delivery = await open_delivery(tmp_path / "d.db", down)
+    db, delivery = await open_delivery(db_target, down)
     await delivery.send("late1", ROOM, OutgoingMessage("one"))
     await delivery.send("late2", ROOM, OutgoingMessage("two"))
     await until(lambda: not down.failures)
@@ -106,7 +107,7 @@ async def test_pending_work_resumes_after_restart(tmp_path: Path) -> None:
     await db.close()
 
     up = RecordingAdapter()
-    db, delivery = await open_delivery(tmp_path / "d.db", up)
+    db, delivery = await open_delivery(db_target, up)
     # A restarted bot tries pending work at once, whatever the old retry time was, and
     # what is queued after the restart goes behind it.
     await delivery.send("late3", ROOM, OutgoingMessage("three"))
@@ -118,9 +119,9 @@ async def test_pending_work_resumes_after_restart(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_edit_waits_for_the_message_it_targets(tmp_path: Path) -> None:
+async def test_edit_waits_for_the_message_it_targets(db_target: DbTarget) -> None:
     adapter = RecordingAdapter(failures=[transient()])
-    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     await delivery.send("orig", ROOM, OutgoingMessage("first"))
     await delivery.edit("orig:edit", Target(key="orig"), ROOM, OutgoingMessage("second"))
     await delivery.delete("orig:del", Target(key="orig"), ROOM)
@@ -133,9 +134,9 @@ async def test_edit_waits_for_the_message_it_targets(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_disabled_platform_fails_cleanly(tmp_path: Path) -> None:
+async def test_disabled_platform_fails_cleanly(db_target: DbTarget) -> None:
     adapter = RecordingAdapter()
-    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     await delivery.send("mx", RoomRef("matrix", "!x:example.org"), OutgoingMessage("hi"))
     assert await delivery.wait_idle(5)
     assert await delivery.status("mx") == "failed"
@@ -143,9 +144,9 @@ async def test_disabled_platform_fails_cleanly(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_reply_and_thread_by_key_wait_for_their_target(tmp_path: Path) -> None:
+async def test_reply_and_thread_by_key_wait_for_their_target(db_target: DbTarget) -> None:
     adapter = RecordingAdapter(failures=[transient()])
-    db, delivery = await open_delivery(tmp_path / "d.db", adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     other_lane = "elsewhere"
     await delivery.send("orig", ROOM, OutgoingMessage("question"))
     await delivery.send(
@@ -172,9 +173,11 @@ async def test_reply_and_thread_by_key_wait_for_their_target(tmp_path: Path) -> 
     await db.close()
 
 
-async def test_rows_left_by_a_crash_go_before_rows_queued_while_starting(tmp_path: Path) -> None:
+async def test_rows_left_by_a_crash_go_before_rows_queued_while_starting(
+    db_target: DbTarget,
+) -> None:
     down = RecordingAdapter(failures=[transient(retry_after=60)])
-    db, delivery = await open_delivery(tmp_path / "d.db", down)
+    db, delivery = await open_delivery(db_target, down)
     await delivery.send("old1", ROOM, OutgoingMessage("old one"))
     await delivery.send("old2", ROOM, OutgoingMessage("old two"))
     await until(lambda: not down.failures)
@@ -183,7 +186,7 @@ async def test_rows_left_by_a_crash_go_before_rows_queued_while_starting(tmp_pat
 
     # A new process: adapters catch up and plugins queue work before delivery starts.
     up = RecordingAdapter()
-    db = await Database.open(tmp_path / "d.db")
+    db = await open_database(db_target)
     clock = FakeClock(datetime(2026, 12, 1, 13, tzinfo=UTC))
     delivery = Delivery(db, clock, {"console": up}, backoff_base=0.01)
     await delivery.send("new1", ROOM, OutgoingMessage("new one"))
@@ -196,10 +199,10 @@ async def test_rows_left_by_a_crash_go_before_rows_queued_while_starting(tmp_pat
 
 
 async def test_a_platform_back_is_retried_at_once_but_rate_limits_are_kept(
-    tmp_path: Path,
+    db_target: DbTarget,
 ) -> None:
     adapter = RecordingAdapter(failures=[transient()])
-    db = await Database.open(tmp_path / "d.db")
+    db = await open_database(db_target)
     await core_migrations.upgrade(db)
     clock = FakeClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
     # A backoff far longer than the test: only retry_now can get the post out in time.

@@ -70,7 +70,7 @@ async def set_versions(path: Path, versions: dict[str, int]) -> None:
 @pytest.mark.parametrize("ahead", ["core", "people", "later"])
 async def test_one_namespace_ahead_stops_every_migration(tmp_path: Path, ahead: str) -> None:
     settings = settings_from(tmp_path, "[console]\nenabled = true\n")
-    path = Path(settings.bot.database)
+    path = tmp_path / "bot.db"  # settings_from puts it there
     # A first run with the older code of two plugins: "early" loads first, "later" last.
     await start(settings, [plugin("early", 1), plugin("later", 1)])
     # The code is now a step further for the core and "early" (each one behind), and
@@ -92,7 +92,7 @@ async def test_one_namespace_ahead_stops_every_migration(tmp_path: Path, ahead: 
 
 async def test_without_a_namespace_ahead_those_behind_are_migrated(tmp_path: Path) -> None:
     settings = settings_from(tmp_path, "[console]\nenabled = true\n")
-    path = Path(settings.bot.database)
+    path = tmp_path / "bot.db"  # settings_from puts it there
     await start(settings, [plugin("early", 1), plugin("later", 1)])
     await start(settings, [plugin("early", 2), plugin("later", 1)])
     versions, tables = await state(path)

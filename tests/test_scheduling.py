@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.core.clock import FakeClock
 from bot.scheduling import JobRun, ManualWaker, MissedJob, Scheduler, next_cron_fire
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
+from bot.storage.engines import open_database
+from tests.engines import Target
 from tests.support import until
 
 TZ = ZoneInfo("Europe/Stockholm")
@@ -34,15 +35,15 @@ class Harness:
         self.scheduler.register("cal", "remind", record)
 
 
-async def open_db(path: Path) -> Database:
-    db = await Database.open(path)
+async def open_db(path: Target) -> Database:
+    db = await open_database(path)
     await core_migrations.upgrade(db)
     return db
 
 
-async def test_due_job_runs_once_on_time(tmp_path: Path) -> None:
+async def test_due_job_runs_once_on_time(db_target: Target) -> None:
     clock = FakeClock(START)
-    db = await open_db(tmp_path / "s.db")
+    db = await open_db(db_target)
     h = Harness(db, clock)
     await h.scheduler.start()
     due = START + timedelta(minutes=30)
@@ -58,9 +59,9 @@ async def test_due_job_runs_once_on_time(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_rearmed_after_restart_and_late_when_down(tmp_path: Path) -> None:
+async def test_rearmed_after_restart_and_late_when_down(db_target: Target) -> None:
     clock = FakeClock(START)
-    db = await open_db(tmp_path / "s.db")
+    db = await open_db(db_target)
     h = Harness(db, clock)
     await h.scheduler.start()
     await h.scheduler.at("cal", "soon", START + timedelta(minutes=10), "remind")
@@ -71,7 +72,7 @@ async def test_rearmed_after_restart_and_late_when_down(tmp_path: Path) -> None:
 
     # Down for 40 minutes: "soon" fell due 30 minutes ago (within the hour of grace).
     clock.advance(timedelta(minutes=40))
-    db = await open_db(tmp_path / "s.db")
+    db = await open_db(db_target)
     h2 = Harness(db, clock)
     await h2.scheduler.start()
     assert [(r.key, r.late) for r in h2.runs] == [("soon", True)]
@@ -83,9 +84,9 @@ async def test_rearmed_after_restart_and_late_when_down(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_far_late_work_is_reported_once(tmp_path: Path) -> None:
+async def test_far_late_work_is_reported_once(db_target: Target) -> None:
     clock = FakeClock(START)
-    db = await open_db(tmp_path / "s.db")
+    db = await open_db(db_target)
     h = Harness(db, clock)
     await h.scheduler.start()
     await h.scheduler.at("cal", "old", START + timedelta(minutes=5), "remind", {"n": 1})
@@ -103,9 +104,9 @@ async def test_far_late_work_is_reported_once(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_moving_and_cancelling(tmp_path: Path) -> None:
+async def test_moving_and_cancelling(db_target: Target) -> None:
     clock = FakeClock(START)
-    db = await open_db(tmp_path / "s.db")
+    db = await open_db(db_target)
     h = Harness(db, clock)
     await h.scheduler.start()
     await h.scheduler.at("cal", "ev:1:a", START + timedelta(hours=1), "remind")
@@ -117,9 +118,9 @@ async def test_moving_and_cancelling(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_unloaded_handler_waits(tmp_path: Path) -> None:
+async def test_unloaded_handler_waits(db_target: Target) -> None:
     clock = FakeClock(START)
-    db = await open_db(tmp_path / "s.db")
+    db = await open_db(db_target)
     h = Harness(db, clock)
     await h.scheduler.at("polls", "close:1", START, "close")
     await h.scheduler.start()
@@ -127,9 +128,9 @@ async def test_unloaded_handler_waits(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_cron_fires_in_local_time_and_rearms(tmp_path: Path) -> None:
+async def test_cron_fires_in_local_time_and_rearms(db_target: Target) -> None:
     clock = FakeClock(datetime(2026, 3, 27, 12, tzinfo=UTC))  # Friday before DST starts
-    db = await open_db(tmp_path / "s.db")
+    db = await open_db(db_target)
     h = Harness(db, clock)
     await h.scheduler.start()
     first = await h.scheduler.every("cal", "digest", "30 7 * * mon", "remind")

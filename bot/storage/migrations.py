@@ -70,9 +70,12 @@ class Migrations:
         if sorted(self._steps) != list(range(1, self.latest + 1)):
             raise ValueError(f"{self.namespace}: migrations must be numbered 1, 2, 3, ...")
 
-    async def upgrade(self, db: Database) -> int:
-        """Bring the namespace to the latest version; returns the version reached."""
+    async def upgrade(self, db: Database, *, to: int | None = None) -> int:
+        """Bring the namespace to the latest version (or to version `to`, which
+        `migrate-db` uses to build a copy at its source's versions); returns the
+        version reached."""
         self._check_numbering()
+        goal = self.latest if to is None else min(to, self.latest)
         await db.execute(_VERSION_TABLE)
         current = await db.fetchval(
             "SELECT version FROM schema_version WHERE namespace = ?", (self.namespace,)
@@ -80,7 +83,7 @@ class Migrations:
         current = int(current or 0)
         if current > self.latest:
             raise SchemaTooNewError(self.namespace, current, self.latest, db.path)
-        for version in range(current + 1, self.latest + 1):
+        for version in range(current + 1, goal + 1):
             async with db.transaction():
                 await self._steps[version](db)
                 await db.execute(
@@ -89,7 +92,7 @@ class Migrations:
                     (self.namespace, version),
                 )
             log.info("migrated %s to schema version %d", self.namespace, version)
-        return self.latest
+        return max(current, goal)
 
 
 async def refuse_newer(db: Database, namespaces: Iterable[Migrations]) -> None:

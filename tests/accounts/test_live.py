@@ -17,7 +17,7 @@ from bot.app import App
 from bot.core.clock import FakeClock, SystemClock
 from bot.scheduling import ManualWaker
 from bot.storage.core_schema import core_migrations
-from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.accounts import AccountsPlugin
 from plugins.calendar import CalendarPlugin
@@ -83,7 +83,7 @@ async def test_a_person_links_matrix_to_discord_and_answers_once(
     plugins = [CalendarPlugin, AccountsPlugin]
     settings = settings_from(tmp_path, text, list(plugins))
     assert settings.matrix is not None and settings.discord is not None
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     await core_migrations.upgrade(db)
     matrix = MatrixAdapter(settings.matrix, AdapterState(db, "matrix"), SystemClock(), "sv")
     discord = DiscordAdapter(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,9 @@ from bot.core.refs import UserRef
 from bot.people import ALPHABET, MAX_TRIES, PERSON_PREFIX, LinkRefused, People
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.people_schema import people_migrations
+from tests.engines import Target
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ANNA_M = UserRef("matrix", "@anna:example.org")
@@ -26,8 +27,8 @@ Renames = list[tuple[tuple[str, ...], str]]
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "people.db")
+async def db(db_target: Target) -> AsyncIterator[Database]:
+    database = await open_database(db_target)
     await core_migrations.upgrade(database)
     await people_migrations.upgrade(database)
     try:

@@ -28,7 +28,7 @@ from bot.core.clock import SystemClock
 from bot.core.platform import Adapter
 from bot.settings import RootSettings
 from bot.storage.core_schema import core_migrations
-from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.bridge import BridgePlugin
 from tests.discord.botrun import FAST
@@ -170,7 +170,7 @@ async def running_bridge(
     """The App with the bridge plugin and real adapters (Discord with short timings),
     until the block ends; the adapters' state lives in the App's database file."""
     assert settings.discord is not None
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     await core_migrations.upgrade(db)
     clock = SystemClock()
     matrix = create_adapter(settings, AdapterState(db, "matrix"), clock)

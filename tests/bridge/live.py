@@ -30,7 +30,7 @@ from bot.core.clock import SystemClock
 from bot.plugin import Plugin
 from bot.settings import RootSettings
 from bot.storage.core_schema import core_migrations
-from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.bridge import BridgePlugin
 from plugins.help import HelpPlugin
@@ -318,7 +318,7 @@ async def running_app(
     settings = env.settings()
     assert settings.discord is not None and settings.matrix is not None
     env.runs += 1
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     await core_migrations.upgrade(db)
     clock = SystemClock()
     matrix = MatrixAdapter(settings.matrix, AdapterState(db, "matrix"), clock, "sv")

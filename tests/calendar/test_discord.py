@@ -12,7 +12,7 @@ from bot.app import App
 from bot.core.clock import FakeClock, SystemClock
 from bot.scheduling import ManualWaker
 from bot.storage.core_schema import core_migrations
-from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.calendar import CalendarPlugin
 from plugins.calendar.arming import RSVP_NO, RSVP_YES
@@ -44,7 +44,7 @@ async def test_reminders_reach_discord_with_buttons_that_answer(
         [CalendarPlugin],
     )
     assert settings.discord is not None
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     await core_migrations.upgrade(db)
     adapter = DiscordAdapter(
         settings.discord,

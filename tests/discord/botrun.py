@@ -20,7 +20,7 @@ from bot.core.permissions import Level
 from bot.plugin import Plugin, command, on
 from bot.settings import RootSettings
 from bot.storage.core_schema import core_migrations
-from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.help import HelpPlugin
 from tests.discord.standin import StandIn
@@ -160,7 +160,7 @@ async def running_bot(
     """The whole App with help, the probe and `plugins`, the Discord adapter built with
     short timings; its state lives in the App's database file (opened here first)."""
     assert settings.discord is not None
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     await core_migrations.upgrade(db)
     adapter = DiscordAdapter(
         settings.discord,

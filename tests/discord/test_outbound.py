@@ -18,6 +18,7 @@ from bot.core.refs import RoomRef
 from bot.delivery import Target
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from tests.discord.botrun import Probe, Running, World, running_bot, settings_for
 from tests.discord.standin import StandIn
@@ -249,7 +250,7 @@ async def test_a_multiple_choice_vote_by_buttons_outlives_a_restart(
 
 
 async def _state_keys(settings: Any) -> list[str]:
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     try:
         rows = await db.fetchall("SELECT key FROM adapter_state WHERE platform = 'discord'")
     finally:

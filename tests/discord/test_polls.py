@@ -18,7 +18,7 @@ from bot.core.refs import RoomRef
 from bot.delivery import Target
 from bot.plugin import Plugin, on
 from bot.settings import RootSettings
-from bot.storage.database import Database
+from bot.storage.engines import open_database
 from tests.discord.botrun import Probe, Running, World, running_bot, settings_for
 from tests.discord.standin import StandIn
 from tests.discord.standin import rest as standin_rest
@@ -124,7 +124,7 @@ async def test_secret_clicks_are_toggles_answered_to_the_voter_alone(
 
 
 async def choice_keys(settings: RootSettings) -> list[str]:
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     try:
         rows = await db.fetchall(
             "SELECT key FROM adapter_state WHERE platform = 'discord' AND key LIKE 'choice:%'"

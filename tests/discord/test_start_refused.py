@@ -14,7 +14,7 @@ from bot.app import App
 from bot.core.clock import SystemClock
 from bot.core.errors import StartRefused
 from bot.storage.core_schema import core_migrations
-from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.help import HelpPlugin
 from tests.discord.botrun import FAST
@@ -36,7 +36,7 @@ async def test_a_refused_token_stops_the_bot(standin: StandIn, tmp_path: Path) -
         """,
     )
     assert settings.discord is not None
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     await core_migrations.upgrade(db)
     adapter = DiscordAdapter(settings.discord, AdapterState(db, "discord"), SystemClock(), **FAST)
     app = App(settings, [HelpPlugin], adapters={"discord": adapter})

@@ -24,7 +24,7 @@ from bot.core.messages import OutgoingMessage
 from bot.core.refs import RoomRef
 from bot.starting import BACKOFF_MAX
 from bot.storage.core_schema import core_migrations
-from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.help import HelpPlugin
 from tests.bridge.homeserver import restart_synapse
@@ -80,7 +80,7 @@ async def test_homeserver_down_at_start_then_back_while_the_console_answers(
             rooms = ["matrix:{room}", "console:kansli"]
             """,
         )
-        db = await Database.open(settings.bot.database)
+        db = await open_database(settings.bot.database)
         await core_migrations.upgrade(db)
         output = ConsoleOutput()
         console_io = ConsoleIO.open(output)

@@ -31,7 +31,7 @@ from bot.core.platform import Adapter
 from bot.scheduling import ManualWaker
 from bot.settings import RootSettings
 from bot.storage.core_schema import core_migrations
-from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.help import HelpPlugin
 from plugins.polls import PollsPlugin
@@ -316,7 +316,7 @@ async def running(env: PollWorld, clock: FakeClock) -> AsyncIterator[Live]:
     the scheduler wakes only when the test moves the clock."""
     settings = env.settings()
     assert settings.matrix is not None and settings.discord is not None
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     await core_migrations.upgrade(db)
     matrix = MatrixAdapter(settings.matrix, AdapterState(db, "matrix"), clock, "sv")
     discord_adapter = DiscordAdapter(

@@ -13,7 +13,7 @@ from bot.app import App
 from bot.core.clock import FakeClock, SystemClock
 from bot.scheduling import ManualWaker
 from bot.storage.core_schema import core_migrations
-from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.updates import UpdatesPlugin
 from tests.discord.botrun import FAST, World
@@ -104,7 +104,7 @@ async def test_a_changed_entry_edits_its_copies_on_discord(world: World, tmp_pat
     text = discord_config(world, tmp_path) + UPDATES + feed_toml(feed, ["*"], mode="instant")
     settings = settings_from(tmp_path, text, [UpdatesPlugin])
     assert settings.discord is not None
-    db = await Database.open(settings.bot.database)
+    db = await open_database(settings.bot.database)
     await core_migrations.upgrade(db)
     adapter = DiscordAdapter(
         settings.discord,
