@@ -7,6 +7,7 @@ default) and imported here by name, so the framework's code never imports a feat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import signal
@@ -380,6 +381,10 @@ class App:
 
     async def _heartbeat(self) -> None:
         path = heartbeat_path(self.settings)
+        # Beside a SQLite file the folder exists; for a database on a server it is data/,
+        # which nothing else may have made.
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             try:
                 path.write_text(self.clock.now().isoformat(), encoding="utf-8")

@@ -13,7 +13,8 @@ from bot.core.refs import RoomRef
 from bot.outbox import Outbox
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database, like_prefix
-from bot.storage.engines import open_database
+from bot.storage.engines import lock_instance, open_database
+from bot.storage.instance import InstanceLockedError
 from bot.storage.migrations import Migrations, SchemaTooNewError
 from bot.storage.state import AdapterState
 from tests.engines import Target
@@ -161,3 +162,15 @@ async def test_a_newer_schema_is_refused(db_target: Target) -> None:
     again = await open_database(db_target)  # reopened: the version is stored
     assert await again.fetchval("SELECT version FROM schema_version WHERE namespace = 'core'") == 99
     await again.close()
+
+
+async def test_one_instance_per_database(db_target: Target) -> None:
+    first_db, second_db = await open_database(db_target), await open_database(db_target)
+    lock = await lock_instance(first_db)
+    with pytest.raises(InstanceLockedError, match="in use by another samverkan"):
+        await lock_instance(second_db)
+    await lock.release()
+    again = await lock_instance(second_db)  # free once the holder lets go
+    await again.release()
+    await first_db.close()
+    await second_db.close()
