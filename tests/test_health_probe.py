@@ -42,7 +42,7 @@ def test_health_on_the_heartbeat_imports_nothing_heavy(tmp_path: Path) -> None:
     code = (
         "import sys\nfrom bot.cli import main\n"
         f"rc = main(['health', '--config', {str(config)!r}])\n"
-        "heavy = [m for m in ('bot.app', 'aiohttp', 'nio', 'discord') "
+        "heavy = [m for m in ('bot.app', 'aiohttp', 'pydantic', 'nio', 'discord') "
         "if m in sys.modules]\n"
         "print(rc, heavy)\n"
     )
