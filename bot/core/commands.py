@@ -63,6 +63,10 @@ class Param:
     maximum: Bound = None
 
 
+# The id of a stored row (an event, a feed, a queued update): a positive database integer.
+ID_PARAM: Final = Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER)
+
+
 @dataclass(frozen=True, slots=True)
 class Flag:
     name: str

@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.commanding import CommandCall
-from bot.core.commands import LARGEST_INTEGER, Flag, Kind, Param
+from bot.core.commands import ID_PARAM, Flag, Kind, Param
 from bot.core.errors import UserError
 from bot.core.events import ButtonPressed, ReactionAdded, ReactionRemoved
 from bot.core.messages import OutgoingMessage
@@ -319,7 +319,7 @@ class CalendarPlugin(Plugin):
         "event remove",
         sv="händelse ta-bort",
         help="calendar.help.remove",
-        params=(Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER),),
+        params=(ID_PARAM,),
         level=Level.ORGANISER,
     )
     async def remove(self, call: CommandCall) -> None:
@@ -344,7 +344,7 @@ class CalendarPlugin(Plugin):
         sv="händelse svara",
         help="calendar.help.rsvp",
         params=(
-            Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER),
+            ID_PARAM,
             Param("answer", Kind.CHOICE, sv_name="svar", choices=("yes", "no", "ja", "nej")),
         ),
     )

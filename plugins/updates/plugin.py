@@ -16,7 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.commanding import CommandCall
-from bot.core.commands import LARGEST_INTEGER, Flag, Kind, Param
+from bot.core.commands import ID_PARAM, Flag, Kind, Param
 from bot.core.errors import UserError
 from bot.core.permissions import Level
 from bot.core.refs import RoomRef
@@ -259,7 +259,7 @@ class UpdatesPlugin(Plugin):
         "feed remove",
         sv="flöde ta-bort",
         help="updates.help.feed_remove",
-        params=(Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER),),
+        params=(ID_PARAM,),
         level=Level.ORGANISER,
     )
     async def feed_remove(self, call: CommandCall) -> None:
@@ -275,7 +275,7 @@ class UpdatesPlugin(Plugin):
         "feed pause",
         sv="flöde pausa",
         help="updates.help.feed_pause",
-        params=(Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER),),
+        params=(ID_PARAM,),
         level=Level.ORGANISER,
     )
     async def feed_pause(self, call: CommandCall) -> None:
@@ -288,7 +288,7 @@ class UpdatesPlugin(Plugin):
         "feed resume",
         sv="flöde återuppta",
         help="updates.help.feed_resume",
-        params=(Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER),),
+        params=(ID_PARAM,),
         level=Level.ORGANISER,
     )
     async def feed_resume(self, call: CommandCall) -> None:
@@ -366,7 +366,7 @@ class UpdatesPlugin(Plugin):
         "update cancel",
         sv="uppdatering avbryt",
         help="updates.help.cancel",
-        params=(Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER),),
+        params=(ID_PARAM,),
         level=Level.ORGANISER,
     )
     async def update_cancel(self, call: CommandCall) -> None:
@@ -383,7 +383,7 @@ class UpdatesPlugin(Plugin):
         "update edit",
         sv="uppdatering ändra",
         help="updates.help.edit",
-        params=(Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER), Param("text")),
+        params=(ID_PARAM, Param("text")),
         level=Level.ORGANISER,
     )
     async def update_edit(self, call: CommandCall) -> None:
