@@ -75,7 +75,7 @@ class CommandCall:
         self._replies += 1
         key = f"reply:{self.room.platform}:{self.event_id}:{self._replies}"
         message = OutgoingMessage(text=text, reply_to=self.origin, ephemeral=ephemeral)
-        await self.delivery.send(key, self.room, message)
+        await self.delivery.send_reply(key, self.room, message)
 
 
 class Dispatcher:
@@ -276,4 +276,4 @@ class Dispatcher:
         message = OutgoingMessage(
             text=self._error_text(err, language, prefix), reply_to=origin, ephemeral=True
         )
-        await self._delivery.send(key, room, message)
+        await self._delivery.send_reply(key, room, message)

@@ -53,6 +53,10 @@ class Adapter(Protocol):
     message_limit: int  # characters a single post may hold
     # Optional: `inbound_limit`, the characters of inbound text kept (the platform's own
     # limit); longer text is cut there. Without it, `message_limit`.
+    # Optional: `idempotent_sends`, True when the platform itself drops a second send
+    # with the same token (Matrix: a transaction id on the same device; Discord: a nonce
+    # with enforce_nonce). Command replies then skip the durable outbox: their token is
+    # derived from the inbound event, so a replay after a crash is harmless.
 
     async def start(self, host: AdapterHost) -> None:
         """Connect and log in; return once ready to send."""

@@ -51,6 +51,9 @@ class MatrixAdapter:
     platform = "matrix"
     message_limit = formatting.MESSAGE_LIMIT
     inbound_limit = 65_536  # an event is at most 64 KiB, so no body is longer
+    # A transaction id is deduplicated by the homeserver per device: command replies
+    # need no outbox row (see Delivery.send_reply).
+    idempotent_sends = True
 
     def __init__(
         self, settings: MatrixSettings, state: AdapterState, clock: Clock, language: str = "sv"
