@@ -1,25 +1,18 @@
-"""A real App with the console adapter, a fake clock and a manual waker, for the
-calendar tests: time moves only when a test says so, and due jobs run when it asks."""
+"""The calendar tests' bot (tests/harness.py: a real App with the console adapter, a
+fake clock and a manual waker), its configuration, and calendars built as text."""
 
 from __future__ import annotations
 
-import io
-import itertools
 import shutil
 import textwrap
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bot.adapters.console import ConsoleAdapter
-from bot.app import App
-from bot.core.clock import FakeClock
-from bot.core.events import InboundEvent, MessageReceived, Sender
-from bot.core.refs import MessageRef, RoomRef, UserRef
-from bot.scheduling import ManualWaker
 from bot.settings import RootSettings, load_settings
 from plugins.calendar import CalendarPlugin
 from plugins.calendar.settings import CalendarSettings
+from tests.engines import Target
+from tests.harness import Harness, database_of
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -71,10 +64,12 @@ def make_settings(
     reminders: str = '"7d", "1d", "1h"',
     extra: str = "",
     allow: tuple[str, ...] = (),
+    database: Target | None = None,
 ) -> RootSettings:
-    """`allow`: networks for `[fetching] allow` (a feed on a loopback server needs it)."""
+    """`allow`: networks for `[fetching] allow` (a feed on a loopback server needs it);
+    `database`: the `db_target` fixture's, to run on both engines (else a file)."""
     body = BASE_CONFIG.format(
-        db=tmp_path / "bot.db",
+        db=database_of(tmp_path, database),
         digest=digest,
         refresh=refresh,
         reminders=reminders,
@@ -88,103 +83,16 @@ def make_settings(
     return load_settings(path, {"calendar": (CalendarSettings, CalendarSettings)})
 
 
-@dataclass
-class Post:
-    room: str
-    text: str
-
-
-_ids = itertools.count(1)
-
-
-@dataclass
-class Bot:
-    settings: RootSettings
-    clock: FakeClock
-    out: io.StringIO = field(default_factory=io.StringIO)
-    waker: ManualWaker = field(default_factory=ManualWaker)
-    app: App | None = None
-
-    async def start(self) -> Bot:
-        self.waker = ManualWaker()
-        console = ConsoleAdapter("Samverkan", stdin=io.StringIO(), stdout=self.out)
-        self.app = App(
-            self.settings,
-            [CalendarPlugin],
-            adapters={"console": console},
-            clock=self.clock,
-            waker=self.waker,
-        )
-        await self.app.start()
-        await self.settle()
-        return self
-
-    async def stop(self) -> None:
-        if self.app is not None:
-            await self.settle()
-            await self.app.stop()
-            self.app = None
-
-    @property
-    def running(self) -> App:
-        assert self.app is not None, "start() first"
-        return self.app
+class Bot(Harness):
+    plugins = (CalendarPlugin,)
 
     @property
     def plugin(self) -> CalendarPlugin:
-        found = [p for p in self.running.plugins if isinstance(p, CalendarPlugin)]
-        return found[0]
-
-    async def settle(self) -> None:
-        assert await self.running.delivery.wait_idle(5), "deliveries did not finish"
-
-    async def advance_to(self, when: datetime) -> None:
-        """Move the clock as a running bot lives through it: every wake-up on time."""
-        while True:
-            due = await self.running.scheduler.next_due()
-            if due is None or due > when:
-                break
-            self.clock.set(max(due, self.clock.now()))
-            await self.running.scheduler.run_due()
-            await self.settle()
-        self.clock.set(when)
-        await self.running.scheduler.run_due()
-        await self.settle()
+        return self.plugin_of(CalendarPlugin)
 
     async def refresh(self) -> None:
         await self.plugin.refresh_feeds()
         await self.settle()
-
-    async def say(self, room: str, user: str, text: str) -> None:
-        ref = RoomRef("console", room)
-        event_id = f"t{next(_ids)}"
-        await self.inject(
-            MessageReceived(
-                event_id=event_id,
-                room=ref,
-                sender=Sender(UserRef("console", user), user),
-                at=self.clock.now(),
-                ref=MessageRef(ref, event_id),
-                text=text,
-            )
-        )
-
-    async def inject(self, event: InboundEvent) -> None:
-        await self.running.dispatcher.handle(event, "!")
-        await self.settle()
-
-    def posts(self, room: str | None = None) -> list[Post]:
-        found: list[Post] = []
-        for line in self.out.getvalue().splitlines():
-            if line.startswith("[#"):
-                name, _, rest = line[2:].partition("] ")
-                found.append(Post(name, rest.partition(": ")[2]))
-            elif line.startswith("  ") and found:
-                found[-1].text += "\n" + line[2:]
-        return [p for p in found if room is None or p.room == room]
-
-    def texts(self, room: str | None = None) -> list[str]:
-        return [p.text for p in self.posts(room)]
 
     async def pending(self) -> dict[str, datetime]:
         return dict(await self.running.scheduler.pending("calendar:reminder:"))

@@ -1,31 +1,24 @@
-"""A real App with the updates plugin, the console adapter (or a recording one), a fake
-clock and a manual waker: time moves only when a test says so. Feeds are built here as
+"""The updates tests' bot (tests/harness.py: a real App with the console adapter, a fake
+clock and a manual waker: time moves only when a test says so). Feeds are built here as
 RSS, Atom or JSON Feed text, so that every test states what its feed holds."""
 
 from __future__ import annotations
 
-import io
-import itertools
 import json
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from html import escape
 from pathlib import Path
 
-from bot.adapters.console import ConsoleAdapter
-from bot.app import App
-from bot.core.clock import FakeClock
-from bot.core.events import MessageReceived, Sender
-from bot.core.platform import Adapter
-from bot.core.refs import MessageRef, RoomRef, UserRef
-from bot.scheduling import ManualWaker
 from bot.settings import RootSettings, load_settings
 from plugins.updates import UpdatesPlugin
 from plugins.updates.refresh import Outcome
 from plugins.updates.settings import UpdatesSettings
+from tests.engines import Target
+from tests.harness import Harness, database_of
 
 BASE_CONFIG = """
 [bot]
@@ -148,9 +141,11 @@ def make_settings(
     refresh: str = "15m",
     extra: str = "",
     allow_loopback: bool = True,
+    database: Target | None = None,
 ) -> RootSettings:
+    """`database`: the `db_target` fixture's, to run on both engines (else a file)."""
     body = BASE_CONFIG.format(
-        db=tmp_path / "bot.db",
+        db=database_of(tmp_path, database),
         schedule=schedule,
         refresh=refresh,
         extra=textwrap.dedent(extra),
@@ -161,69 +156,14 @@ def make_settings(
     return load_settings(path, {"updates": (UpdatesSettings, UpdatesSettings)})
 
 
-@dataclass
-class Post:
-    room: str
-    text: str
-
-
-_ids = itertools.count(1)
-
-
-@dataclass
-class Bot:
-    settings: RootSettings
-    clock: FakeClock
-    out: io.StringIO = field(default_factory=io.StringIO)
-    adapter: Adapter | None = None
-    waker: ManualWaker = field(default_factory=ManualWaker)
-    app: App | None = None
-
-    async def start(self) -> Bot:
-        self.waker = ManualWaker()
-        adapter = self.adapter or ConsoleAdapter("Samverkan", stdin=io.StringIO(), stdout=self.out)
-        self.app = App(
-            self.settings,
-            [UpdatesPlugin],
-            adapters={adapter.platform: adapter},
-            clock=self.clock,
-            waker=self.waker,
-            delivery_backoff=0.05,
-        )
-        await self.app.start()
-        await self.settle()
-        return self
-
-    async def stop(self) -> None:
-        if self.app is not None:
-            await self.settle()
-            await self.app.stop()
-            self.app = None
-
-    @property
-    def running(self) -> App:
-        assert self.app is not None, "start() first"
-        return self.app
+class Bot(Harness):
+    plugins = (UpdatesPlugin,)
+    settle_timeout = 10.0
+    delivery_backoff = 0.05
 
     @property
     def plugin(self) -> UpdatesPlugin:
-        return next(p for p in self.running.plugins if isinstance(p, UpdatesPlugin))
-
-    async def settle(self) -> None:
-        assert await self.running.delivery.wait_idle(10), "deliveries did not finish"
-
-    async def advance_to(self, when: datetime) -> None:
-        """Move the clock as a running bot lives through it: every wake-up on time."""
-        while True:
-            due = await self.running.scheduler.next_due()
-            if due is None or due > when:
-                break
-            self.clock.set(max(due, self.clock.now()))
-            await self.running.scheduler.run_due()
-            await self.settle()
-        self.clock.set(when)
-        await self.running.scheduler.run_due()
-        await self.settle()
+        return self.plugin_of(UpdatesPlugin)
 
     async def refresh(self) -> list[Outcome]:
         """Fetch every feed now, due or not (as if each interval had passed)."""
@@ -233,30 +173,3 @@ class Bot:
         outcomes = await self.plugin.refresh_due()
         await self.settle()
         return outcomes
-
-    async def say(self, room: str, user: str, text: str) -> None:
-        ref = RoomRef("console", room)
-        event_id = f"t{next(_ids)}"
-        event = MessageReceived(
-            event_id=event_id,
-            room=ref,
-            sender=Sender(UserRef("console", user), user),
-            at=self.clock.now(),
-            ref=MessageRef(ref, event_id),
-            text=text,
-        )
-        await self.running.dispatcher.handle(event, "!")
-        await self.settle()
-
-    def posts(self, room: str | None = None) -> list[Post]:
-        found: list[Post] = []
-        for line in self.out.getvalue().splitlines():
-            if line.startswith("[#"):
-                name, _, rest = line[2:].partition("] ")
-                found.append(Post(name, rest.partition(": ")[2]))
-            elif line.startswith("  ") and found:
-                found[-1].text += "\n" + line[2:]
-        return [p for p in found if room is None or p.room == room]
-
-    def texts(self, room: str | None = None) -> list[str]:
-        return [p.text for p in self.posts(room)]
