@@ -17,6 +17,9 @@ from tests.engines import ENGINES, Target, database_target
 from tests.matrix.synapse import Synapse, SynapseMissing, synapse_python
 from tests.matrix.users import User
 
+# The log check over the whole run (tests/log_watch.py).
+pytest_plugins = ["tests.log_watch"]
+
 
 @pytest.fixture(scope="session")
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:

@@ -34,6 +34,7 @@ from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.bridge import BridgePlugin
 from plugins.help import HelpPlugin
+from tests import log_watch
 from tests.discord.botrun import FAST, World
 from tests.discord.standin import StandIn
 from tests.discord.standin.model import Channel
@@ -152,6 +153,7 @@ class ConsoleIO:
         return cls(output, write_fd, io.TextIOWrapper(os.fdopen(read_fd, "rb"), encoding="utf-8"))
 
     def say(self, room: str, user: str, text: str) -> None:
+        log_watch.said(text)
         os.write(self._write_fd, f"#{room} {user}: {text}\n".encode())
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from nio import (
     UploadResponse,
 )
 
+from tests import log_watch
 from tests.matrix.synapse import Account, Synapse
 
 Predicate = Callable[[str, dict[str, Any]], bool]
@@ -136,6 +137,7 @@ class User:
     async def send(
         self, room_id: str, content: dict[str, Any], event_type: str = "m.room.message"
     ) -> str:
+        log_watch.said(content.get("body"))
         answer = await self.client.room_send(
             room_id, event_type, content, ignore_unverified_devices=True
         )

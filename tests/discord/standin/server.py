@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests import log_watch
 from tests.discord.standin import components, payloads, polls, threads
 from tests.discord.standin.gateway import Frame, Gateway
 from tests.discord.standin.model import (
@@ -268,6 +269,7 @@ class StandIn:
         dispatch: bool = True,
         poll: Json | None = None,
     ) -> Message:
+        log_watch.said(content)
         body: Json = {"content": content}
         if poll is not None:
             check_poll(poll)
@@ -281,6 +283,7 @@ class StandIn:
 
     async def user_edit(self, message: Message, content: str) -> None:
         """The author edits `message`: Discord sends the whole message, with its edit time."""
+        log_watch.said(content)
         message.data["content"] = content
         message.data["edited_timestamp"] = iso()
         await self.gateway.dispatch("MESSAGE_UPDATE", message.data)
