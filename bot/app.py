@@ -14,7 +14,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bot.audit import AuditLog
 from bot.commanding import Dispatcher
@@ -26,6 +26,7 @@ from bot.core.platform import Adapter
 from bot.core.refs import RoomRef, UserRef
 from bot.data_map import all_lifetimes, audit_recorder, framework_namespaces
 from bot.delivery import Delivery
+from bot.fence import Fence
 from bot.fetching import Fetcher
 from bot.host import AppHost
 from bot.lifetimes import purge
@@ -40,17 +41,21 @@ from bot.settings import RootSettings
 from bot.starting import AdapterStarter
 from bot.stopping import drained, log_end, on_stop_signals, stop_inputs
 from bot.storage.database import Database
-from bot.storage.engines import lock_instance, open_database
-from bot.storage.instance import InstanceLock
+from bot.storage.engines import can_stand_by, lock_instance, open_database, wait_instance
+from bot.storage.instance import InstanceLock, InstanceLockedError
 from bot.storage.migrations import refuse_newer
 from bot.storage.state import AdapterState
 from bot.storage.target import local_dir
+
+if TYPE_CHECKING:
+    from bot.http_service import HttpService
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "BUILTIN_PLUGINS",
     "App",
+    "InstanceLockLost",
     "heartbeat_path",
     "import_plugin",
     "plugin_settings_fields",
@@ -81,6 +86,10 @@ def build_directory(settings: RootSettings) -> Directory:
     )
 
 
+class InstanceLockLost(Exception):
+    """The instance lock was lost while active: the run ended with nothing more sent."""
+
+
 class App:
     def __init__(
         self,
@@ -92,6 +101,7 @@ class App:
         waker: Waker | None = None,
         delivery_backoff: float = 1.0,
         allow_empty_database: bool = False,
+        fence: Fence | None = None,
     ) -> None:
         self.settings = settings
         self._plugin_classes = list(plugin_classes)
@@ -110,6 +120,15 @@ class App:
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()  # a second stop signal: leave without waiting
         self.metrics = Metrics()  # a registry of its own: two Apps never collide
+        # "starting", then "standby" while another instance holds the database, then
+        # "active"; "stopped" when asked to stop while standing by.
+        self.role = "starting"
+        # Open until a lock that can be lost is held; tests may shorten its times.
+        self.fence = fence or Fence()
+        self.lock_lost: str | None = None  # why, once the instance lock was lost
+        self._beat: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._standby_http: HttpService | None = None
 
     # -- wiring ------------------------------------------------------------------------
 
@@ -158,11 +177,25 @@ class App:
         )
         try:
             # One process per database; the open above only read it and changed nothing.
-            self._instance = await lock_instance(self._db)
+            # On PostgreSQL a second one waits as a warm standby until the first is gone.
+            self._instance = await self._take_instance(self._db)
         except BaseException:
+            await self._close_standby()
             await self._db.close()
             self._db = None
             raise
+        if self._instance is None:  # asked to stop while standing by
+            await self._close_standby()
+            await self._db.close()
+            self._db = None
+            self.role = "stopped"
+            return
+        self.role = "active"
+        self.metrics.active.set(1)
+        self._instance.hold(self.fence)
+        self._watch = asyncio.create_task(
+            self._instance.watch(self.fence, self._lost_lock), name="instance-lock"
+        )
         # Every namespace is checked before the first is migrated: a refused database
         # stays as it was.
         plugin_schemas = [c.migrations for c in self._plugin_classes if c.migrations is not None]
@@ -177,6 +210,7 @@ class App:
             self._db, self.clock, self.adapters, backoff_base=self._delivery_backoff
         )
         self.delivery.on_attempt = self.metrics.attempt
+        self.delivery.fence = self.fence
         # With the lock held no other instance runs: claims left by a killed process
         # are stale, and its work goes out now instead of when its leases run out.
         await self.delivery.release_claims()
@@ -213,8 +247,52 @@ class App:
                 await plugin.on_ready()
             except Exception:
                 log.exception("plugin %s failed when ready", plugin.name)
-        self.services = await Services.start(self)  # HTTP, telling of database outages
+        # HTTP (the standby's service carries on), telling of database outages.
+        self.services = await Services.start(self, self._standby_http)
+        self._standby_http = None
         self.starter.announce(", ".join(p.name for p in self.plugins))
+
+    async def _take_instance(self, db: Database) -> InstanceLock | None:
+        try:
+            return await lock_instance(db)
+        except InstanceLockedError:
+            if not can_stand_by(db):
+                raise
+        self.role = "standby"
+        self.metrics.active.set(0)
+        self._beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        if self.settings.http.listen:
+            from bot.http_service import HttpService, StandbyParts
+
+            self._standby_http = HttpService(
+                self.settings.http.listen, StandbyParts(db, self.metrics, lambda: self.role)
+            )
+            await self._standby_http.start()
+        lock = await wait_instance(db, self._stop)
+        if lock is not None:
+            log.warning("standby: the active instance is gone; taking over")
+        return lock
+
+    async def _close_standby(self) -> None:
+        if self._standby_http is not None:
+            await self._standby_http.stop()
+            self._standby_http = None
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
+
+    def _lost_lock(self, reason: str) -> None:
+        """The fence is closed already: nothing more leaves this instance. Stop without
+        waiting for deliveries (they stay queued for the instance that takes over)."""
+        log.error(
+            "lost the database's instance lock (%s): this instance posts nothing more and"
+            " stops, so that a standby can take over",
+            reason,
+        )
+        self.lock_lost = reason
+        self.metrics.active.set(0)
+        self.request_stop()
+        self._hurry.set()
 
     async def _load(self, cls: type[Plugin]) -> None:
         assert self._db is not None
@@ -353,7 +431,10 @@ class App:
         on_stop_signals(self.request_stop)
         try:
             await self.start()
-            beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+            if self.role == "stopped":
+                return  # stopped while standing by: nothing was started
+            beat = self._beat or asyncio.create_task(self._heartbeat(), name="heartbeat")
+            self._beat = beat
             inputs = {
                 asyncio.create_task(self.starter.serve(n, a), name=f"adapter:{n}"): a
                 for n, a in self.adapters.items()
@@ -376,6 +457,8 @@ class App:
                 log.warning("stopping with deliveries still pending; they resume on next start")
         finally:
             await self.stop()
+        if self.lock_lost is not None:
+            raise InstanceLockLost(self.lock_lost)
         if self.starter.fatal is not None:
             raise self.starter.fatal  # a platform refused the bot: `run` fails with it
 
@@ -387,12 +470,17 @@ class App:
             path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             try:
-                path.write_text(self.clock.now().isoformat(), encoding="utf-8")
+                # The role on a line of its own: `samverkan health` says which it is.
+                path.write_text(f"{self.clock.now().isoformat()}\n{self.role}\n", "utf-8")
             except OSError:
                 log.warning("cannot write the heartbeat file %s", path, exc_info=True)
             await asyncio.sleep(HEARTBEAT_EVERY)
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        await self._close_standby()
         for part in ("services", "starter"):  # those `start` got to
             if hasattr(self, part):
                 await getattr(self, part).stop()

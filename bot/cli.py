@@ -54,13 +54,17 @@ def cmd_health(args: argparse.Namespace) -> int:
     beat = probe.heartbeat
     try:
         age = time.time() - beat.stat().st_mtime
+        # Its second line is the role: active, or standby while another instance runs.
+        lines = beat.read_text("utf-8", errors="replace").splitlines()
     except OSError:
         print(f"unhealthy: no heartbeat at {beat}", file=sys.stderr)
         return 1
+    role = "".join(ch for ch in (lines[1] if len(lines) > 1 else "") if ch.isalnum())[:20]
+    said = f" ({role})" if role else ""
     if age > args.max_age:
-        print(f"unhealthy: last heartbeat {age:.0f}s ago", file=sys.stderr)
+        print(f"unhealthy{said}: last heartbeat {age:.0f}s ago", file=sys.stderr)
         return 1
-    print(f"healthy: last heartbeat {age:.0f}s ago")
+    print(f"healthy{said}: last heartbeat {age:.0f}s ago")
     return 0
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.app import App, read_settings
+from bot.app import App, InstanceLockLost, read_settings
 from bot.config_checks import database_problems, run_problems
 from bot.config_file import Problem
 from bot.config_summary import summary
@@ -132,6 +132,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StartRefused as err:  # a platform refused the password or token
         print(f"samverkan: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    except InstanceLockLost:
+        # Logged as the run's last error line; a supervisor's restart makes it a standby.
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -44,6 +44,7 @@ from bot.core.platform import Adapter
 from bot.core.refs import RoomRef
 from bot.delivery_actions import AttemptObserver, observed
 from bot.delivery_api import DeliveryApi
+from bot.fence import Fence, Fenced
 from bot.outbox import FAILED, PENDING, SENT, LaneHealth, Outbox, Row, Target, token_for
 from bot.storage.database import Database
 from bot.storage.health import StorageUnavailable
@@ -108,6 +109,7 @@ class Delivery(DeliveryApi):
         self._held_platforms: set[str] = set()
         self._parked: dict[str, str] = {}  # lane -> the held platform it waits for
         self.on_attempt: AttemptObserver | None = None
+        self.fence = Fence()  # the App's, once it holds the instance lock
 
     # -- submitting ------------------------------------------------------------------
 
@@ -231,7 +233,7 @@ class Delivery(DeliveryApi):
 
     async def _run_lane(self, lane: str) -> None:
         try:
-            while not self._stopping:
+            while not self._stopping and not self.fence.lost:
                 waker = self._wakers[lane]
                 waker.clear()
                 row = await self._head(lane)
@@ -262,11 +264,15 @@ class Delivery(DeliveryApi):
                 await self._attempt(lane, row)
         except asyncio.CancelledError:
             raise
-        except StorageUnavailable:
-            # Reading or claiming failed (logged once by the database): the lane is
-            # started again, in its place, after a while.
+        except StorageUnavailable as exc:
+            # Reading or claiming failed (logged once by the database), or the fence is
+            # closed: the lane is started again, in its place, after a while (a new
+            # holder of the instance lock, once its wait is over).
             if not self._stopping:
-                asyncio.get_running_loop().call_later(STORAGE_RETRY, self._wake, lane)
+                wait = STORAGE_RETRY
+                if isinstance(exc, Fenced) and not self.fence.lost:
+                    wait = self.fence.clear_in() + 0.01
+                asyncio.get_running_loop().call_later(wait, self._wake, lane)
         except Exception:
             log.exception("delivery lane %s stopped by an unexpected error", lane)
         finally:
@@ -340,6 +346,7 @@ class Delivery(DeliveryApi):
         try:
             if adapter is None:
                 raise PermanentSendError(f"the {room.platform} adapter is not enabled")
+            self.fence.check()  # nothing leaves an instance without the lock (bot.fence)
             message_id = await observed(self._outbox, adapter, row, room, self.on_attempt)
         except StorageUnavailable:
             raise  # resolving a target read the database: the lane waits, nothing sent
@@ -453,11 +460,11 @@ class Delivery(DeliveryApi):
             or lane not in self._drained  # the lane has not shown it holds nothing older
             or self._fresh.get(lane)  # work queued before it: order is kept
             or self._stopping
+            # Nothing leaves an instance without the lock (bot.fence): queued instead,
+            # for whichever instance may post.
+            or not self.fence.may_send()
         ):
             return await self.send(key, room, message)
-        fence = getattr(self, "fence", None)
-        if fence is not None:
-            fence.check()  # nothing leaves an instance without the lock
         began = time.perf_counter()
         try:
             await adapter.send(room, message, token_for(key))

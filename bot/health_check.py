@@ -40,12 +40,16 @@ def http_health(listen: str, *, live_only: bool = False, timeout: float = TIMEOU
         reason = getattr(exc, "reason", exc)
         print(f"unhealthy: no answer from {url} ({reason})", file=sys.stderr)
         return 1
-    if status == 200:
-        print(f"healthy: {url} answered 200")
-        return 0
     try:
-        reason = str(json.loads(body).get("reason") or f"HTTP {status}")
+        answer = json.loads(body)
+        reason = str(answer.get("reason") or f"HTTP {status}")
+        role = str(answer.get("role") or "")
     except (ValueError, AttributeError):
-        reason = f"HTTP {status}"
-    print(f"unhealthy: {reason}", file=sys.stderr)
+        reason, role = f"HTTP {status}", ""
+    # `role`: active, or standby while another instance holds the database.
+    said = f" ({''.join(ch for ch in role if ch.isalnum())[:20]})" if role else ""
+    if status == 200:
+        print(f"healthy{said}: {url} answered 200")
+        return 0
+    print(f"unhealthy{said}: {reason}", file=sys.stderr)
     return 1

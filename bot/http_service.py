@@ -3,6 +3,9 @@
 `/live` answers while the event loop runs. `/ready` answers 200 when the database takes
 a write, every enabled adapter is connected and the scheduler runs, and 503 with the
 reasons as JSON otherwise. `/metrics` is Prometheus text from the App's own registry.
+Every answer names the instance's `role`: `active`, or `standby` while another instance
+holds the database (a standby is ready when it can read the database, and writes
+nothing; its service carries on, with the active checks, once it takes over).
 Bind it to loopback or a private network: it tells who is connected, never what is said.
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -48,10 +51,20 @@ class Parts:
     clock: Clock
 
 
+@dataclass
+class StandbyParts:
+    """What a warm standby has: its database connection and metrics, and its role."""
+
+    db: Database
+    metrics: Metrics
+    role: Callable[[], str]
+
+
 class HttpService:
-    def __init__(self, listen: str, parts: Parts) -> None:
+    def __init__(self, listen: str, parts: Parts | StandbyParts) -> None:
         self.host, self._port = listen_address(listen)
-        self._parts = parts
+        self._standby = parts if isinstance(parts, StandbyParts) else None
+        self._parts: Parts | None = parts if isinstance(parts, Parts) else None
         self._runner: web.AppRunner | None = None
         self.port = 0  # the bound port (the configured one, or what port 0 gave)
         self._probed_at = -PROBE_EVERY
@@ -77,6 +90,14 @@ class HttpService:
             "health and metrics on http://%s:%d (/live, /ready, /metrics)", self.host, self.port
         )
 
+    def activate(self, parts: Parts) -> None:
+        """The standby took over: from now on the active checks apply."""
+        self._parts, self._standby = parts, None
+
+    @property
+    def role(self) -> str:
+        return self._standby.role() if self._standby is not None else "active"
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
@@ -85,12 +106,12 @@ class HttpService:
     # -- endpoints --------------------------------------------------------------------
 
     async def _live(self, request: web.Request) -> web.Response:
-        return web.json_response({"live": True})
+        return web.json_response({"live": True, "role": self.role})
 
     async def _ready(self, request: web.Request) -> web.Response:
         checks = await self.checks()
         problems = {name: why for name, why in checks.items() if why is not None}
-        body: dict[str, Any] = {"ready": not problems, "checks": {
+        body: dict[str, Any] = {"ready": not problems, "role": self.role, "checks": {
             name: why or "ok" for name, why in checks.items()
         }}  # fmt: skip
         if problems:
@@ -99,6 +120,10 @@ class HttpService:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         parts = self._parts
+        if parts is None:
+            assert self._standby is not None
+            body = self._standby.metrics.render()
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
         now = parts.clock.now().timestamp()
         backlog = {
             platform: Backlog(count, max(0.0, now - oldest))
@@ -113,13 +138,25 @@ class HttpService:
 
     async def checks(self) -> dict[str, str | None]:
         """Each check's problem, or None when it passes."""
+        if self._parts is None:
+            return {"database": await self._standby_database_problem()}
         found: dict[str, str | None] = {"database": await self._database_problem()}
         for name in self._parts.adapters:
             found[f"adapter:{name}"] = self._adapter_problem(name)
         found["scheduler"] = None if self._parts.scheduler.running else "not running"
         return found
 
+    async def _standby_database_problem(self) -> str | None:
+        # Read only: the standby writes nothing while another instance is active.
+        assert self._standby is not None
+        try:
+            await self._standby.db.fetchone("SELECT 1")
+        except Exception as exc:
+            return f"not reachable ({type(exc).__name__})"
+        return None
+
     async def _database_problem(self) -> str | None:
+        assert self._parts is not None
         now = time.monotonic()
         if now - self._probed_at < PROBE_EVERY:
             return self._probe
@@ -137,6 +174,7 @@ class HttpService:
 
     def _adapter_problem(self, name: str) -> str | None:
         parts = self._parts
+        assert parts is not None
         if not parts.starter.started(name):
             why = parts.starter.problems.get(name)
             return f"connecting ({why})" if why else "connecting"

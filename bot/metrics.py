@@ -81,6 +81,11 @@ class Metrics:
         self.writable = Gauge(
             PREFIX + "database_writable", "1 while the database takes writes", registry=r
         )
+        self.active = Gauge(
+            PREFIX + "instance_active",
+            "1 while this instance is the active one, 0 while it is a warm standby",
+            registry=r,
+        )
         self._started = time.monotonic()
         self._last_event: dict[str, float] = {}
         self._gauges: list[tuple[str, Gauge, GaugeFn]] = []

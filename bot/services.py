@@ -24,12 +24,14 @@ class Services:
         self._task = asyncio.create_task(self._report(), name="outages")
 
     @classmethod
-    async def start(cls, app: App) -> Services:
+    async def start(cls, app: App, standby_http: HttpService | None = None) -> Services:
+        """Start what runs beside the adapters; `standby_http` is the service a warm
+        standby ran while waiting, which carries on as the active one's."""
         bot = app.settings.bot
         reporter = OutageReporter(
             app.db, app.delivery, app.translator, app.directory, bot.organiser_rooms, bot.tz
         )
-        http = None
+        http = standby_http
         if app.settings.http.listen:
             parts = Parts(
                 app.db,
@@ -40,8 +42,11 @@ class Services:
                 app.metrics,
                 app.clock,
             )
-            http = HttpService(app.settings.http.listen, parts)
-            await http.start()
+            if http is not None:
+                http.activate(parts)
+            else:
+                http = HttpService(app.settings.http.listen, parts)
+                await http.start()
         return cls(reporter, http)
 
     async def _report(self) -> None:

@@ -109,6 +109,7 @@ async def test_live_ready_and_metrics_of_a_running_app(app: App) -> None:
     assert status == 200, body
     assert json.loads(body) == {
         "ready": True,
+        "role": "active",
         "checks": {"database": "ok", "adapter:console": "ok", "scheduler": "ok"},
     }
     # The command's way, from a thread: this loop serves the answer.

@@ -3,27 +3,28 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 from pathlib import Path
-from typing import Final
 
-import asyncpg
-
+from bot.storage import advisory
 from bot.storage.database import Database
-from bot.storage.instance import InstanceLock, InstanceLockedError
+from bot.storage.instance import InstanceLock
 from bot.storage.instance import acquire as acquire_file_lock
-from bot.storage.postgres import PostgresDatabase, connect
+from bot.storage.postgres import PostgresDatabase
 from bot.storage.target import DatabaseUrl, parse_target
 
 log = logging.getLogger(__name__)
 
-# The session advisory lock of "one Samverkan per database" (advisory locks are scoped
-# to their database: two districts on one server do not meet). Any fixed 64-bit number
-# would do; this one is "samverka" in ASCII.
-INSTANCE_LOCK_KEY: Final = 0x73616D7665726B61
+INSTANCE_LOCK_KEY = advisory.INSTANCE_LOCK_KEY
 
-__all__ = ["INSTANCE_LOCK_KEY", "lock_instance", "open_database"]
+__all__ = [
+    "INSTANCE_LOCK_KEY",
+    "can_stand_by",
+    "lock_instance",
+    "open_database",
+    "wait_instance",
+]
 
 
 async def open_database(target: str | Path | DatabaseUrl, *, allow_empty: bool = False) -> Database:
@@ -34,51 +35,22 @@ async def open_database(target: str | Path | DatabaseUrl, *, allow_empty: bool =
     return await Database.open(where, allow_empty=allow_empty)
 
 
-class _AdvisoryLock:
-    """The instance lock on PostgreSQL: a session advisory lock held on a connection of
-    its own that does nothing else, so that no long statement of the bot's can keep it
-    alive after the process is gone (PITFALLS.md). The server drops it when that
-    connection closes, however the process ends."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn: asyncpg.Connection | None = conn
-
-    async def release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None or conn.is_closed():
-            return
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            await conn.execute("SELECT pg_advisory_unlock($1)", INSTANCE_LOCK_KEY)
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            await conn.close(timeout=5)
-
-
-async def _advisory_lock(url: DatabaseUrl) -> InstanceLock:
-    conn = await connect(url)
-    try:
-        got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", INSTANCE_LOCK_KEY)
-        if not got:
-            holder = await conn.fetchval(
-                "SELECT 'pid ' || a.pid || ' from ' || COALESCE(host(a.client_addr), 'local')"
-                " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE l.locktype = 'advisory' AND l.granted"
-                " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                " AND (l.classid::bigint << 32 | l.objid::bigint) = $1 LIMIT 1",
-                INSTANCE_LOCK_KEY,
-            )
-            raise InstanceLockedError(url.masked, f"server session {holder}" if holder else None)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await conn.close(timeout=5)
-        raise
-    log.debug("took the instance advisory lock on %s", url.masked)
-    return _AdvisoryLock(conn)
-
-
 async def lock_instance(db: Database) -> InstanceLock:
     """One running Samverkan per database: a file lock beside a SQLite file, a session
-    advisory lock on PostgreSQL. (The warm standby, which waits for the lock instead of
-    being refused, comes with the rest of issue 16.)"""
+    advisory lock on PostgreSQL. `InstanceLockedError` when another instance has it."""
     if isinstance(db, PostgresDatabase):
-        return await _advisory_lock(db.url)
+        return await advisory.take(db.url)
     return await acquire_file_lock(db.path)
+
+
+def can_stand_by(db: Database) -> bool:
+    """Whether a second instance on `db` waits as a warm standby rather than being
+    refused: on PostgreSQL, which two machines can share. (A SQLite file is one
+    machine's; a second process beside it would only wait for the same disk.)"""
+    return isinstance(db, PostgresDatabase)
+
+
+async def wait_instance(db: Database, stop: asyncio.Event) -> InstanceLock | None:
+    """The instance lock once its holder is gone, or None if `stop` is set first."""
+    assert isinstance(db, PostgresDatabase), "only PostgreSQL has a standby"
+    return await advisory.wait(db.url, stop)

@@ -6,8 +6,9 @@ both answer every command and both run every job. So a process holds an exclusiv
 for its lifetime: for SQLite an `flock` on `<database>.lock` beside the file, with the
 holder's pid and host written into it so that a second process can say who has it. The
 kernel drops the lock when the process dies, however it dies, so a SIGKILL leaves
-nothing to clean up. PostgreSQL will hold an advisory lock of the same shape
-(`acquire`, then `release`).
+nothing to clean up. On PostgreSQL the lock is a session advisory lock of the same shape
+(`bot.storage.advisory`), which can also be waited for (the warm standby) and can be
+lost (fencing, `bot.fence`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from bot.storage.checks import DatabaseOpenError, os_reason
+
+if TYPE_CHECKING:
+    from bot.fence import Fence
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +43,34 @@ class InstanceLockedError(DatabaseOpenError):
 
 
 class InstanceLock(Protocol):
+    def hold(self, fence: Fence) -> None:
+        """Set `fence` for this lock at once (before anything can be posted)."""
+
+    async def watch(self, fence: Fence, on_lost: Callable[[str], None]) -> None:
+        """Keep `fence` open while the lock holds; close it and call `on_lost` when
+        the lock is lost (a lock only the process's death ends returns at once)."""
+
     async def release(self) -> None: ...
 
 
-class _NoLock:
+class _Unlosable:
+    """A lock that only the process's end takes away: the fence stays open."""
+
+    def hold(self, fence: Fence) -> None:
+        return None
+
+    async def watch(self, fence: Fence, on_lost: Callable[[str], None]) -> None:
+        return None
+
+
+class _NoLock(_Unlosable):
     """`:memory:` is private to its process: nothing to share, nothing to lock."""
 
     async def release(self) -> None:
         return None
 
 
-class _FileLock:
+class _FileLock(_Unlosable):
     def __init__(self, fd: int, path: Path) -> None:
         self._fd: int | None = fd
         self.path = path
