@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,17 +19,24 @@ from bot.core.platform import AdapterHost
 from bot.core.refs import MessageRef, RoomRef, UserRef
 from bot.plugin import Plugin
 from bot.settings import RootSettings, load_settings
+from bot.storage.target import DatabaseUrl
 
 
 def settings_from(
-    tmp_path: Path, text: str, plugins: list[type[Plugin]] | None = None
+    tmp_path: Path,
+    text: str,
+    plugins: list[type[Plugin]] | None = None,
+    database: Path | DatabaseUrl | None = None,
 ) -> RootSettings:
-    """Settings from TOML text; the database goes under tmp_path unless the text says."""
+    """Settings from TOML text; the database goes under tmp_path unless the text says,
+    or to `database` (the `db_target` fixture's, to run on both engines)."""
     body = textwrap.dedent(text)
     if "database" not in body:
-        body = body.replace("[bot]", f'[bot]\ndatabase = "{tmp_path / "bot.db"}"', 1)
+        where = database.dsn() if isinstance(database, DatabaseUrl) else database
+        line = f"database = {json.dumps(str(where or tmp_path / 'bot.db'))}"
+        body = body.replace("[bot]", f"[bot]\n{line}", 1)
         if "[bot]" not in body:
-            body = f'[bot]\ndatabase = "{tmp_path / "bot.db"}"\n' + body
+            body = f"[bot]\n{line}\n" + body
     path = tmp_path / "config.toml"
     path.write_text(body, encoding="utf-8")
     return load_settings(path, plugin_settings_fields(plugins or []))

@@ -15,9 +15,11 @@ from bot.app import App
 from bot.core.clock import FakeClock
 from bot.core.events import CommandInvoked, MessageReceived, Sender
 from bot.core.refs import MessageRef, RoomRef, UserRef
+from bot.fence import Fence
 from bot.scheduling import ManualWaker
 from plugins.accounts import AccountsPlugin
 from plugins.calendar import CalendarPlugin
+from tests.engines import Target
 from tests.support import RecordingAdapter, Sent, settings_from
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -110,8 +112,9 @@ class Bot:
         return await self.calendar.store.counts(o.uid, o.occ)
 
 
-async def start_bot(tmp_path: Path) -> Bot:
-    settings = settings_from(tmp_path, CONFIG, [CalendarPlugin, AccountsPlugin])
+async def start_bot(tmp_path: Path, database: Target | None = None) -> Bot:
+    """`database`: the `db_target` fixture's, to run on both engines (else a file)."""
+    settings = settings_from(tmp_path, CONFIG, [CalendarPlugin, AccountsPlugin], database)
     matrix = RecordingAdapter(platform="matrix")
     discord = RecordingAdapter(platform="discord", command_prefix=None)
     clock = FakeClock(START)
@@ -121,6 +124,7 @@ async def start_bot(tmp_path: Path) -> Bot:
         adapters={"matrix": matrix, "discord": discord},
         clock=clock,
         waker=ManualWaker(),
+        fence=Fence(grace=0),  # one instance on its database: no holder to wait out
     )
     await app.start()
     return Bot(app, clock, matrix, discord)

@@ -20,11 +20,12 @@ from tests.accounts.support import (
     code_in,
     start_bot,
 )
+from tests.engines import Target
 
 
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
-    running = await start_bot(tmp_path)
+async def bot(tmp_path: Path, db_target: Target) -> AsyncIterator[Bot]:
+    running = await start_bot(tmp_path, database=db_target)
     try:
         yield running
     finally:

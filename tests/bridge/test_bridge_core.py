@@ -24,9 +24,11 @@ from bot.core.events import (
     Sender,
 )
 from bot.core.refs import MessageRef, RoomRef, UserRef
+from bot.fence import Fence
 from bot.scheduling import ManualWaker
 from plugins.bridge import BridgePlugin
 from plugins.help import HelpPlugin
+from tests.engines import Target
 from tests.support import RecordingAdapter, settings_from, transient, until
 
 CONFIG = """
@@ -63,8 +65,10 @@ def adapters() -> dict[str, RecordingAdapter]:
     return {p: RecordingAdapter(platform=p) for p in ("matrix", "discord", "console")}
 
 
-async def make_app(tmp_path: Path, recs: dict[str, RecordingAdapter]) -> App:
-    settings = settings_from(tmp_path, CONFIG, [BridgePlugin])
+async def make_app(
+    tmp_path: Path, recs: dict[str, RecordingAdapter], database: Target | None = None
+) -> App:
+    settings = settings_from(tmp_path, CONFIG, [BridgePlugin], database)
     app = App(
         settings,
         [HelpPlugin, BridgePlugin],
@@ -72,15 +76,18 @@ async def make_app(tmp_path: Path, recs: dict[str, RecordingAdapter]) -> App:
         clock=FakeClock(START),
         waker=ManualWaker(),
         delivery_backoff=0.01,
+        fence=Fence(grace=0),  # one instance on its database: no holder to wait out
     )
     await app.start()
     return app
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[tuple[App, dict[str, RecordingAdapter]]]:
+async def env(
+    tmp_path: Path, db_target: Target
+) -> AsyncIterator[tuple[App, dict[str, RecordingAdapter]]]:
     recs = adapters()
-    app = await make_app(tmp_path, recs)
+    app = await make_app(tmp_path, recs, database=db_target)
     yield app, recs
     await app.stop()
 
@@ -268,16 +275,16 @@ async def test_burst_from_two_rooms_arrives_once_in_order(
     assert recs["discord"].texts() == [f"matrix {i}" for i in range(150)]
 
 
-async def test_map_survives_restart(tmp_path: Path) -> None:
+async def test_map_survives_restart(tmp_path: Path, db_target: Target) -> None:
     recs = adapters()
-    app = await make_app(tmp_path, recs)
+    app = await make_app(tmp_path, recs, database=db_target)
     original = received(MX, "Före omstart")
     await feed(app, recs, original)
     dc_copy = await posted_ref(app, original.ref, DC)
     await app.stop()
 
     recs2 = adapters()
-    app2 = await make_app(tmp_path, recs2)
+    app2 = await make_app(tmp_path, recs2, database=db_target)
     try:
         edit = MessageEdited(
             event_id="e-after",

@@ -15,16 +15,17 @@ from bot.core.refs import MessageRef, RoomRef, UserRef
 from plugins.calendar.arming import RSVP_NO, RSVP_YES
 from plugins.calendar.model import reminder_key
 from tests.calendar.support import Bot, feed_toml, fixture_copy, make_settings
+from tests.engines import Target
 
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
 FALUN = RoomRef("console", "falun")
 
 
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+async def bot(tmp_path: Path, db_target: Target) -> AsyncIterator[Bot]:
     path = fixture_copy(tmp_path, "single.ics")
     running = await Bot(
-        make_settings(tmp_path, feed_toml(path, ["falun"])), FakeClock(START)
+        make_settings(tmp_path, feed_toml(path, ["falun"]), database=db_target), FakeClock(START)
     ).start()
     try:
         yield running

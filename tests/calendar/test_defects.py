@@ -30,6 +30,7 @@ from tests.calendar.support import (
     vcalendar,
     vevent,
 )
+from tests.engines import Target
 
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -118,13 +119,13 @@ async def stored_uids(bot: Bot, source: str) -> set[str]:
 
 
 async def test_the_healthy_feed_loads_and_organisers_hear_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, db_target: Target
 ) -> None:
     broken = tmp_path / "trasig.ics"
     broken.write_text(defective_feed(), encoding="utf-8")
     healthy = fixture_copy(tmp_path, "single.ics")
     feeds = feed_toml(broken, ["falun"], name="Trasig") + feed_toml(healthy, ["falun"])
-    settings = make_settings(tmp_path, feeds)
+    settings = make_settings(tmp_path, feeds, database=db_target)
     with caplog.at_level(logging.WARNING, logger="plugins.calendar"):
         bot = await Bot(settings, FakeClock(START)).start()
     try:
@@ -161,12 +162,15 @@ async def test_the_healthy_feed_loads_and_organisers_hear_once(
 
 
 async def test_an_unexpected_error_in_one_feed_is_told_once_and_the_others_refresh(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    db_target: Target,
 ) -> None:
     healthy = fixture_copy(tmp_path, "single.ics")
     cursed = fixture_copy(tmp_path, "floating.ics")
     feeds = feed_toml(cursed, ["mora"], name="Förhäxad") + feed_toml(healthy, ["falun"])
-    settings = make_settings(tmp_path, feeds)
+    settings = make_settings(tmp_path, feeds, database=db_target)
     real_insert = Store.insert_many
 
     async def insert_many(self: Store, items: list[Occurrence]) -> None:

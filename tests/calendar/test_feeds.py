@@ -21,6 +21,7 @@ from bot.fetching import Fetcher
 from plugins.calendar.fetching import Conditional, FeedError, fetch
 from plugins.calendar.settings import FeedSettings
 from tests.calendar.support import FIXTURES, Bot, feed_toml, make_settings
+from tests.engines import Target
 from tests.support import serve_on_loopback
 
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -104,11 +105,13 @@ def closed_port() -> int:
 
 
 async def test_an_unchanged_feed_costs_a_304_and_a_change_is_applied(
-    tmp_path: Path, server: CalendarServer
+    tmp_path: Path, server: CalendarServer, db_target: Target
 ) -> None:
     single = (FIXTURES / "single.ics").read_bytes()
     server.bodies["/a.ics"] = single
-    settings = make_settings(tmp_path, feed_toml(f"{server.base}/a.ics", ["falun"]), allow=LOOPBACK)
+    settings = make_settings(
+        tmp_path, feed_toml(f"{server.base}/a.ics", ["falun"]), allow=LOOPBACK, database=db_target
+    )
     bot = await Bot(settings, FakeClock(START)).start()
     try:
         assert server.statuses("/a.ics") == [200]
@@ -133,7 +136,7 @@ async def test_an_unchanged_feed_costs_a_304_and_a_change_is_applied(
 
 
 async def test_bad_feeds_keep_their_last_good_data_and_organisers_hear_once(
-    tmp_path: Path, server: CalendarServer, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, server: CalendarServer, caplog: pytest.LogCaptureFixture, db_target: Target
 ) -> None:
     floating = (FIXTURES / "floating.ics").read_bytes()
     server.bodies["/a.ics"] = floating
@@ -142,7 +145,11 @@ async def test_bad_feeds_keep_their_last_good_data_and_organisers_hear_once(
     feeds += feed_toml(f"{server.base}/b.ics", ["falun"], name="Falu-kalendern")
     feeds += feed_toml(f"http://127.0.0.1:{closed_port()}/gone.ics", ["falun"], name="Borta")
     settings = make_settings(
-        tmp_path, feeds, extra="timeout = '1s'\nmax_bytes = 100000\n", allow=LOOPBACK
+        tmp_path,
+        feeds,
+        extra="timeout = '1s'\nmax_bytes = 100000\n",
+        allow=LOOPBACK,
+        database=db_target,
     )
     bot = await Bot(settings, FakeClock(START)).start()
     try:

@@ -13,6 +13,7 @@ from bot.core.clock import FakeClock
 from bot.core.refs import RoomRef
 from plugins.calendar.model import reminder_key
 from tests.calendar.support import Bot, feed_toml, fixture_copy, make_settings
+from tests.engines import Target
 
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
 # single.ics: Styrelsemöte, tuesday 8 December 2026 18.00-20.00 in Stockholm (17.00 UTC).
@@ -25,9 +26,9 @@ HOUR_BEFORE = EVENT - timedelta(hours=1)
 
 
 @pytest.fixture
-async def single(tmp_path: Path) -> AsyncIterator[tuple[Bot, Path]]:
+async def single(tmp_path: Path, db_target: Target) -> AsyncIterator[tuple[Bot, Path]]:
     path = fixture_copy(tmp_path, "single.ics")
-    settings = make_settings(tmp_path, feed_toml(path, ["falun"]))
+    settings = make_settings(tmp_path, feed_toml(path, ["falun"]), database=db_target)
     bot = await Bot(settings, FakeClock(START)).start()
     try:
         yield bot, path
@@ -71,9 +72,11 @@ async def test_reminders_are_armed_and_posted_at_their_instants(
     assert await bot.pending() == {}
 
 
-async def test_an_english_association_reads_english(tmp_path: Path) -> None:
+async def test_an_english_association_reads_english(tmp_path: Path, db_target: Target) -> None:
     path = fixture_copy(tmp_path, "single.ics")
-    bot = await Bot(make_settings(tmp_path, feed_toml(path, ["mora"])), FakeClock(START)).start()
+    bot = await Bot(
+        make_settings(tmp_path, feed_toml(path, ["mora"]), database=db_target), FakeClock(START)
+    ).start()
     try:
         await bot.advance_to(WEEK_BEFORE)
         (text,) = reminders(bot, "mora")
@@ -163,9 +166,13 @@ async def test_a_vanished_event_never_reminded_goes_quietly(single: tuple[Bot, P
     assert await bot.pending() == {}
 
 
-async def test_weekly_feed_arms_every_occurrence_but_the_excluded_one(tmp_path: Path) -> None:
+async def test_weekly_feed_arms_every_occurrence_but_the_excluded_one(
+    tmp_path: Path, db_target: Target
+) -> None:
     path = fixture_copy(tmp_path, "weekly.ics")
-    bot = await Bot(make_settings(tmp_path, feed_toml(path, ["*"])), FakeClock(START)).start()
+    bot = await Bot(
+        make_settings(tmp_path, feed_toml(path, ["*"]), database=db_target), FakeClock(START)
+    ).start()
     try:
         keys = await bot.pending()
         occurrences = {k.split(":")[-2] for k in keys}
@@ -182,9 +189,11 @@ async def test_weekly_feed_arms_every_occurrence_but_the_excluded_one(tmp_path: 
         await bot.stop()
 
 
-async def test_a_restart_just_before_a_reminder_posts_it_exactly_once(tmp_path: Path) -> None:
+async def test_a_restart_just_before_a_reminder_posts_it_exactly_once(
+    tmp_path: Path, db_target: Target
+) -> None:
     path = fixture_copy(tmp_path, "single.ics")
-    settings = make_settings(tmp_path, feed_toml(path, ["falun"]))
+    settings = make_settings(tmp_path, feed_toml(path, ["falun"]), database=db_target)
     clock = FakeClock(START)
     bot = await Bot(settings, clock).start()
     await bot.advance_to(WEEK_BEFORE - timedelta(seconds=30))
@@ -202,9 +211,11 @@ async def test_a_restart_just_before_a_reminder_posts_it_exactly_once(tmp_path: 
         assert "försenat" not in text
 
 
-async def test_a_bot_down_across_the_due_time_posts_it_marked_late(tmp_path: Path) -> None:
+async def test_a_bot_down_across_the_due_time_posts_it_marked_late(
+    tmp_path: Path, db_target: Target
+) -> None:
     path = fixture_copy(tmp_path, "single.ics")
-    settings = make_settings(tmp_path, feed_toml(path, ["falun"]))
+    settings = make_settings(tmp_path, feed_toml(path, ["falun"]), database=db_target)
     clock = FakeClock(START)
     bot = await Bot(settings, clock).start()
     await bot.advance_to(DAY_BEFORE - timedelta(minutes=1))
@@ -217,9 +228,11 @@ async def test_a_bot_down_across_the_due_time_posts_it_marked_late(tmp_path: Pat
     assert texts[1].startswith("(försenat) 📅 Påminnelse: Styrelsemöte")
 
 
-async def test_beyond_grace_a_reminder_is_reported_once_to_organisers(tmp_path: Path) -> None:
+async def test_beyond_grace_a_reminder_is_reported_once_to_organisers(
+    tmp_path: Path, db_target: Target
+) -> None:
     path = fixture_copy(tmp_path, "single.ics")
-    settings = make_settings(tmp_path, feed_toml(path, ["falun"]))
+    settings = make_settings(tmp_path, feed_toml(path, ["falun"]), database=db_target)
     clock = FakeClock(START)
     bot = await Bot(settings, clock).start()
     await bot.stop()
@@ -234,12 +247,16 @@ async def test_beyond_grace_a_reminder_is_reported_once_to_organisers(tmp_path: 
     assert "tisdag 1 december kl. 18.00" in report
 
 
-async def test_the_weekly_agenda_goes_to_each_room_with_events(tmp_path: Path) -> None:
+async def test_the_weekly_agenda_goes_to_each_room_with_events(
+    tmp_path: Path, db_target: Target
+) -> None:
     weekly = fixture_copy(tmp_path, "weekly.ics")
     single = fixture_copy(tmp_path, "single.ics")
     feeds = feed_toml(weekly, ["falun"]) + feed_toml(single, ["falun"])
     clock = FakeClock(datetime(2026, 11, 29, 12, tzinfo=UTC))
-    bot = await Bot(make_settings(tmp_path, feeds, digest="30 7 * * mon"), clock).start()
+    bot = await Bot(
+        make_settings(tmp_path, feeds, digest="30 7 * * mon", database=db_target), clock
+    ).start()
     try:
         monday = datetime(2026, 11, 30, 6, 30, tzinfo=UTC)  # 07.30 in Stockholm
         await bot.advance_to(monday - timedelta(seconds=1))
@@ -259,20 +276,26 @@ async def test_the_weekly_agenda_goes_to_each_room_with_events(tmp_path: Path) -
         await bot.stop()
 
 
-async def test_settings_changes_take_effect_at_restart(tmp_path: Path) -> None:
+async def test_settings_changes_take_effect_at_restart(tmp_path: Path, db_target: Target) -> None:
     path = fixture_copy(tmp_path, "single.ics")
     clock = FakeClock(START)
-    bot = await Bot(make_settings(tmp_path, feed_toml(path, ["falun"])), clock).start()
+    bot = await Bot(
+        make_settings(tmp_path, feed_toml(path, ["falun"]), database=db_target), clock
+    ).start()
     await bot.say("falun", "anna", '!händelse ny "Möte" "2026-12-20 18:00"')
     await bot.stop()
     # Other offsets: the old ones are dropped, the new ones armed, feed and own events alike.
-    changed = make_settings(tmp_path, feed_toml(path, ["falun"]), reminders='"2h"')
+    changed = make_settings(
+        tmp_path, feed_toml(path, ["falun"]), reminders='"2h"', database=db_target
+    )
     bot = await Bot(changed, clock).start()
     labels = sorted(k.rsplit(":", 1)[1] for k in await bot.pending())
     assert labels == ["2h", "2h"]
     await bot.stop()
     # A feed taken out of the settings takes its events and reminders with it.
-    bot = await Bot(make_settings(tmp_path, "", reminders='"2h"'), clock).start()
+    bot = await Bot(
+        make_settings(tmp_path, "", reminders='"2h"', database=db_target), clock
+    ).start()
     try:
         assert [k for k in await bot.pending() if "single-1" in k] == []
         await bot.say("falun", "bo", "!händelse lista --dagar 60")

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from bot.core.clock import FakeClock
+from tests.engines import Target
 from tests.polls.support import Bot, make_settings
 
 START = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
-    running = await Bot(make_settings(tmp_path), FakeClock(START)).start()
+async def bot(tmp_path: Path, db_target: Target) -> AsyncIterator[Bot]:
+    running = await Bot(make_settings(tmp_path, database=db_target), FakeClock(START)).start()
     try:
         yield running
     finally:

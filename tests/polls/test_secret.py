@@ -14,6 +14,7 @@ import pytest
 from bot.core.clock import FakeClock
 from bot.core.refs import RoomRef, UserRef
 from plugins.polls.storage import voter_hmac
+from tests.engines import Target
 from tests.polls.conftest import START
 from tests.polls.support import Bot, make_settings, poll_id_of
 
@@ -34,9 +35,9 @@ def receipt(text: str) -> str:
 
 
 @pytest.fixture
-async def strict(tmp_path: Path) -> AsyncIterator[Bot]:
+async def strict(tmp_path: Path, db_target: Target) -> AsyncIterator[Bot]:
     """A bot where, as on Matrix, a written vote in a shared room is read by the room."""
-    settings = make_settings(tmp_path, "secret_votes_in_rooms = []")
+    settings = make_settings(tmp_path, "secret_votes_in_rooms = []", database=db_target)
     running = await Bot(settings, FakeClock(START)).start()
     try:
         yield running

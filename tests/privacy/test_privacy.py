@@ -14,6 +14,7 @@ from bot.audit import AuditLog
 from bot.core.refs import RoomRef, UserRef
 from bot.data_map import all_lifetimes
 from bot.lifetimes import existing_tables, purge, undeclared
+from tests.engines import Target
 from tests.privacy.support import Bot, make_settings, number_in
 
 BOB = UserRef("console", "bob")
@@ -54,8 +55,8 @@ def _strings(value: Any) -> str:
 
 
 @pytest.fixture
-async def bot(tmp_path: Path) -> Any:
-    settings, classes = make_settings(tmp_path)
+async def bot(tmp_path: Path, db_target: Target) -> Any:
+    settings, classes = make_settings(tmp_path, database=db_target)
     running = await Bot(settings, classes).start()
     yield running
     await running.stop()

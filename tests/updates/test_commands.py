@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.clock import FakeClock
+from tests.engines import Target
 from tests.fetching_server import gzip_bomb
 from tests.updates.server import NewsServer, news_server
 from tests.updates.support import Bot, Item, feed_toml, make_settings, rss
@@ -33,8 +34,8 @@ async def server() -> AsyncIterator[NewsServer]:
 
 
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
-    running = await Bot(make_settings(tmp_path), FakeClock(START)).start()
+async def bot(tmp_path: Path, db_target: Target) -> AsyncIterator[Bot]:
+    running = await Bot(make_settings(tmp_path, database=db_target), FakeClock(START)).start()
     try:
         yield running
     finally:
@@ -135,9 +136,11 @@ async def test_feed_add_refuses_what_cannot_be_a_feed(
 
 
 async def test_not_a_web_address_and_loopback_unless_allowed(
-    tmp_path: Path, server: NewsServer
+    tmp_path: Path, server: NewsServer, db_target: Target
 ) -> None:
-    bot = await Bot(make_settings(tmp_path, allow_loopback=False), FakeClock(START)).start()
+    bot = await Bot(
+        make_settings(tmp_path, allow_loopback=False, database=db_target), FakeClock(START)
+    ).start()
     try:
         for url in ("file:///etc/passwd", "/etc/passwd", "ftp://x.example/feed"):
             await bot.say("falun", "anna", f"!flöde ny {url}")
@@ -156,10 +159,12 @@ async def test_not_a_web_address_and_loopback_unless_allowed(
         await bot.stop()
 
 
-async def test_list_pause_resume_remove(tmp_path: Path, server: NewsServer) -> None:
+async def test_list_pause_resume_remove(
+    tmp_path: Path, server: NewsServer, db_target: Target
+) -> None:
     feeds = feed_toml(tmp_path / "local.rss", ["mora"], name="Lokal")
     (tmp_path / "local.rss").write_bytes(rss([OLDER]))
-    bot = await Bot(make_settings(tmp_path, feeds), FakeClock(START)).start()
+    bot = await Bot(make_settings(tmp_path, feeds, database=db_target), FakeClock(START)).start()
     try:
         await bot.say("falun", "anna", f"!flöde ny {server.url('/rss')} --i alla")
         await bot.say("falun", "anna", "!flöde pausa 2")
@@ -245,9 +250,9 @@ async def test_update_post_now_at_a_time_list_cancel_and_edit(bot: Bot) -> None:
     assert last(bot).startswith("Det finns ingen uppdatering med nummer 3.")
 
 
-async def test_a_text_due_while_the_bot_was_down(tmp_path: Path) -> None:
+async def test_a_text_due_while_the_bot_was_down(tmp_path: Path, db_target: Target) -> None:
     clock = FakeClock(START)
-    bot = await Bot(make_settings(tmp_path), clock).start()
+    bot = await Bot(make_settings(tmp_path, database=db_target), clock).start()
     await bot.say("falun", "anna", '!uppdatering ny "Snart" --tid "2026-11-23 12:00" --i mora')
     await bot.say("falun", "anna", '!uppdatering ny "Senare" --tid "2026-11-23 16:00" --i mora')
     await bot.stop()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.clock import FakeClock
+from tests.engines import Target
 from tests.test_http_service import scrape
 from tests.updates.server import NewsServer, news_server
 from tests.updates.support import Bot, Item, atom, feed_toml, json_feed, make_settings, rss
@@ -38,7 +39,7 @@ async def server() -> AsyncIterator[NewsServer]:
 
 
 async def test_three_formats_conditional_requests_and_changes(
-    tmp_path: Path, server: NewsServer
+    tmp_path: Path, server: NewsServer, db_target: Target
 ) -> None:
     server.serve("/rss", rss(news(2, 1)), "application/rss+xml")
     server.serve("/atom", atom(news(2, 1, prefix="Beslut")), "application/atom+xml")
@@ -50,7 +51,7 @@ async def test_three_formats_conditional_requests_and_changes(
         feed_toml(server.url(p), ["falun"], mode="instant", id=p[1:])
         for p in ("/rss", "/atom", "/json")
     )
-    bot = await Bot(make_settings(tmp_path, feeds), FakeClock(START)).start()
+    bot = await Bot(make_settings(tmp_path, feeds, database=db_target), FakeClock(START)).start()
     try:
         assert bot.posts() == []  # adding posts nothing old
         await bot.refresh()
@@ -100,10 +101,12 @@ def notices(bot: Bot) -> list[str]:
 
 
 async def test_a_failing_feed_is_told_once_backs_off_and_its_recovery_once(
-    tmp_path: Path, server: NewsServer
+    tmp_path: Path, server: NewsServer, db_target: Target
 ) -> None:
     server.serve("/rss", rss(news(1)))
-    settings = make_settings(tmp_path, feed_toml(server.url("/rss"), ["falun"], mode="instant"))
+    settings = make_settings(
+        tmp_path, feed_toml(server.url("/rss"), ["falun"], mode="instant"), database=db_target
+    )
     clock = FakeClock(START)
     bot = await Bot(settings, clock).start()
     try:
@@ -149,10 +152,12 @@ async def test_a_failing_feed_is_told_once_backs_off_and_its_recovery_once(
 
 
 async def test_gone_pauses_the_feed_and_resume_starts_it_again(
-    tmp_path: Path, server: NewsServer
+    tmp_path: Path, server: NewsServer, db_target: Target
 ) -> None:
     server.serve("/rss", rss(news(1)))
-    settings = make_settings(tmp_path, feed_toml(server.url("/rss"), ["falun"], mode="instant"))
+    settings = make_settings(
+        tmp_path, feed_toml(server.url("/rss"), ["falun"], mode="instant"), database=db_target
+    )
     bot = await Bot(settings, FakeClock(START)).start()
     try:
         server.fail("/rss", 410)
@@ -177,10 +182,10 @@ async def test_gone_pauses_the_feed_and_resume_starts_it_again(
 
 
 async def test_a_day_of_failures_pauses_the_feed_with_one_notice(
-    tmp_path: Path, server: NewsServer
+    tmp_path: Path, server: NewsServer, db_target: Target
 ) -> None:
     server.serve("/rss", rss(news(1)))
-    settings = make_settings(tmp_path, feed_toml(server.url("/rss"), ["falun"]))
+    settings = make_settings(tmp_path, feed_toml(server.url("/rss"), ["falun"]), database=db_target)
     bot = await Bot(settings, FakeClock(START)).start()
     try:
         server.fail("/rss", 500)
@@ -199,13 +204,15 @@ async def test_a_day_of_failures_pauses_the_feed_with_one_notice(
         await bot.stop()
 
 
-async def test_metrics_count_failing_paused_and_waiting(tmp_path: Path, server: NewsServer) -> None:
+async def test_metrics_count_failing_paused_and_waiting(
+    tmp_path: Path, server: NewsServer, db_target: Target
+) -> None:
     server.serve("/rss", rss(news(1)))
     server.serve("/gone", rss(news(1)))
     feeds = '[http]\nlisten = "127.0.0.1:0"\n' + "".join(
         feed_toml(server.url(p), ["falun"], id=p[1:]) for p in ("/rss", "/gone")
     )
-    bot = await Bot(make_settings(tmp_path, feeds), FakeClock(START)).start()
+    bot = await Bot(make_settings(tmp_path, feeds, database=db_target), FakeClock(START)).start()
     try:
         server.fail("/rss", 503)
         server.fail("/gone", 410)
@@ -224,10 +231,12 @@ async def test_metrics_count_failing_paused_and_waiting(tmp_path: Path, server: 
 
 
 async def test_a_feed_answering_304_for_weeks_keeps_what_it_carries(
-    tmp_path: Path, server: NewsServer
+    tmp_path: Path, server: NewsServer, db_target: Target
 ) -> None:
     server.serve("/rss", rss(news(2, 1)))
-    settings = make_settings(tmp_path, feed_toml(server.url("/rss"), ["mora"], mode="instant"))
+    settings = make_settings(
+        tmp_path, feed_toml(server.url("/rss"), ["mora"], mode="instant"), database=db_target
+    )
     clock = FakeClock(START)
     bot = await Bot(settings, clock).start()
     try:

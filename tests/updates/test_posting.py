@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.core.clock import FakeClock
+from tests.engines import Target
 from tests.updates.support import Bot, Item, feed_toml, make_settings, rss
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday, 10.00 in Stockholm
@@ -26,10 +27,14 @@ def items(*numbers: int, prefix: str = "Nyhet") -> list[Item]:
     ]
 
 
-async def test_instant_posts_only_what_is_new_in_every_room(tmp_path: Path) -> None:
+async def test_instant_posts_only_what_is_new_in_every_room(
+    tmp_path: Path, db_target: Target
+) -> None:
     feed = tmp_path / "news.rss"
     feed.write_bytes(rss(items(3, 2, 1)))
-    settings = make_settings(tmp_path, feed_toml(feed, ["falun"], mode="instant"))
+    settings = make_settings(
+        tmp_path, feed_toml(feed, ["falun"], mode="instant"), database=db_target
+    )
     bot = await Bot(settings, FakeClock(START)).start()
     try:
         assert bot.posts() == []  # the first fetch posts nothing old
@@ -47,11 +52,16 @@ async def test_instant_posts_only_what_is_new_in_every_room(tmp_path: Path) -> N
         await bot.stop()
 
 
-async def test_digest_per_room_at_the_schedule_in_each_rooms_language(tmp_path: Path) -> None:
+async def test_digest_per_room_at_the_schedule_in_each_rooms_language(
+    tmp_path: Path, db_target: Target
+) -> None:
     feed = tmp_path / "news.rss"
     feed.write_bytes(rss(items(1)))
     settings = make_settings(
-        tmp_path, feed_toml(feed, ["*"], name="Regionen"), extra="digest_max = 2"
+        tmp_path,
+        feed_toml(feed, ["*"], name="Regionen"),
+        extra="digest_max = 2",
+        database=db_target,
     )
     clock = FakeClock(START)
     bot = await Bot(settings, clock).start()
@@ -91,10 +101,14 @@ async def test_digest_per_room_at_the_schedule_in_each_rooms_language(tmp_path: 
         await bot.stop()
 
 
-async def test_a_digest_due_while_down_is_late_or_reported(tmp_path: Path) -> None:
+async def test_a_digest_due_while_down_is_late_or_reported(
+    tmp_path: Path, db_target: Target
+) -> None:
     feed = tmp_path / "news.rss"
     feed.write_bytes(rss(items(1)))
-    settings = make_settings(tmp_path, feed_toml(feed, ["mora"]), schedule="0 8 * * *")
+    settings = make_settings(
+        tmp_path, feed_toml(feed, ["mora"]), schedule="0 8 * * *", database=db_target
+    )
     clock = FakeClock(START)
     bot = await Bot(settings, clock).start()
     feed.write_bytes(rss(items(2, 1)))
@@ -124,13 +138,16 @@ async def test_a_digest_due_while_down_is_late_or_reported(tmp_path: Path) -> No
         await bot.stop()
 
 
-async def test_a_new_feed_can_post_its_latest_and_a_burst_is_capped(tmp_path: Path) -> None:
+async def test_a_new_feed_can_post_its_latest_and_a_burst_is_capped(
+    tmp_path: Path, db_target: Target
+) -> None:
     feed = tmp_path / "news.rss"
     feed.write_bytes(rss(items(3, 2, 1)))
     settings = make_settings(
         tmp_path,
         feed_toml(feed, ["mora"], mode="instant"),
         extra="initial_posts = 2\nmax_new = 3",
+        database=db_target,
     )
     bot = await Bot(settings, FakeClock(START)).start()
     try:
@@ -152,15 +169,16 @@ async def test_a_new_feed_can_post_its_latest_and_a_burst_is_capped(tmp_path: Pa
         await bot.stop()
 
 
-async def test_a_feed_out_of_the_settings_is_forgotten(tmp_path: Path) -> None:
+async def test_a_feed_out_of_the_settings_is_forgotten(tmp_path: Path, db_target: Target) -> None:
     feed = tmp_path / "news.rss"
     feed.write_bytes(rss(items(2, 1)))
     bot = await Bot(
-        make_settings(tmp_path, feed_toml(feed, mode="instant")), FakeClock(START)
+        make_settings(tmp_path, feed_toml(feed, mode="instant"), database=db_target),
+        FakeClock(START),
     ).start()
     assert len(bot.posts()) == 0
     await bot.stop()
-    bot.settings = make_settings(tmp_path)
+    bot.settings = make_settings(tmp_path, database=db_target)
     await bot.start()
     try:
         assert await bot.plugin.store.feeds() == []
@@ -169,7 +187,7 @@ async def test_a_feed_out_of_the_settings_is_forgotten(tmp_path: Path) -> None:
     finally:
         await bot.stop()
     # Back again, it is a new feed: nothing old is posted.
-    bot.settings = make_settings(tmp_path, feed_toml(feed, mode="instant"))
+    bot.settings = make_settings(tmp_path, feed_toml(feed, mode="instant"), database=db_target)
     await bot.start()
     try:
         assert bot.posts() == []
@@ -179,6 +197,7 @@ async def test_a_feed_out_of_the_settings_is_forgotten(tmp_path: Path) -> None:
 
 async def test_entries_without_guid_or_link_that_change_every_fetch_stay_bounded(
     tmp_path: Path,
+    db_target: Target,
 ) -> None:
     feed = tmp_path / "news.rss"
 
@@ -188,7 +207,10 @@ async def test_entries_without_guid_or_link_that_change_every_fetch_stay_bounded
 
     feed.write_bytes(counter(0))
     settings = make_settings(
-        tmp_path, feed_toml(feed, ["mora"], mode="instant"), extra="max_entries = 3\nmax_new = 3"
+        tmp_path,
+        feed_toml(feed, ["mora"], mode="instant"),
+        extra="max_entries = 3\nmax_new = 3",
+        database=db_target,
     )
     bot = await Bot(settings, FakeClock(START)).start()
     try:
