@@ -258,9 +258,6 @@ class App:
         except InstanceLockedError:
             if not can_stand_by(db):
                 raise
-        self.role = "standby"
-        self.metrics.active.set(0)
-        self._beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         if self.settings.http.listen:
             from bot.http_service import HttpService, StandbyParts
 
@@ -268,6 +265,10 @@ class App:
                 self.settings.http.listen, StandbyParts(db, self.metrics, lambda: self.role)
             )
             await self._standby_http.start()
+        # Said once the health service answers, so that whoever sees the role can ask it.
+        self.role = "standby"
+        self.metrics.active.set(0)
+        self._beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         lock = await wait_instance(db, self._stop)
         if lock is not None:
             log.warning("standby: the active instance is gone; taking over")

@@ -125,7 +125,9 @@ async def test_a_second_app_waits_as_standby_then_takes_over(
         assert standby.role == "active"
         assert active.services is not None
         # The standby's service carries on as the active one's.
-        assert standby.services.http is http and http.role == "active"
+        assert standby.services.http is http
+        status, ready = await asyncio.to_thread(get_json, http.port, "/ready")
+        assert ready["role"] == "active"
         later = await queue(standby, 10, "after")
         await until(lambda: len(second.sent) == 10, timeout=10)
         assert first.texts() == texts and second.texts() == later

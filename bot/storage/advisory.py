@@ -80,8 +80,6 @@ class AdvisoryLock:
             except _ERRORS as exc:
                 if conn.is_closed() or not isinstance(exc, TimeoutError):
                     reason = f"the lock's database connection is gone ({type(exc).__name__})"
-                elif fence.expired():
-                    reason = "the database did not answer within the lease"
             if reason is None and fence.expired():
                 reason = "the database did not answer within the lease"
             if reason is not None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
 from bot.storage import advisory
@@ -13,8 +12,6 @@ from bot.storage.instance import InstanceLock
 from bot.storage.instance import acquire as acquire_file_lock
 from bot.storage.postgres import PostgresDatabase
 from bot.storage.target import DatabaseUrl, parse_target
-
-log = logging.getLogger(__name__)
 
 INSTANCE_LOCK_KEY = advisory.INSTANCE_LOCK_KEY
 
