@@ -26,6 +26,7 @@ def summary(call: CommandCall, data: dict[str, Any]) -> str:
         "rsvps": _count(data, "calendar", "rsvps"),
         "votes": _count(data, "polls", "votes"),
         "polls": _count(data, "polls", "created"),
+        "secret": _count(data, "polls", "secret_ballots"),
         "copies": _count(data, "bridge", "copies"),
         "actions": _count(data, "organiser_actions"),
         "updates": _count(data, "updates", "posts") + _count(data, "updates", "feeds"),

@@ -67,8 +67,10 @@ async def test_export_holds_that_person_and_nobody_else(bot: Bot) -> None:
     data = await _export(bot, MATRIX_BOB)  # asked from his other account
     assert set(data["accounts"]) == {str(BOB), str(MATRIX_BOB)}
     assert len(data["account_links"]) == 2
-    assert [v["poll"] for v in data["polls"]["votes"]] == [1]  # the secret one is not his
+    assert [v["poll"] for v in data["polls"]["votes"]] == [1]
     assert data["polls"]["votes"][0]["chosen"] == ["2"]
+    # The secret poll still runs, so his ballot is his: the poll is named, never his choice.
+    assert data["polls"]["secret_ballots"] == [{"poll": 2, "question": "Hemlig fråga?"}]
     assert [r["answer"] for r in data["calendar"]["rsvps"]] == ["yes"]
     origins = sorted({c["of"].split("/")[0] for c in data["bridge"]["copies"]})
     assert origins == ["console:falun", "matrix:!falun:example.org"]  # one from each account
@@ -96,6 +98,7 @@ async def test_my_data_sends_a_file_and_a_swedish_summary(bot: Bot) -> None:
     sent = json.loads(attachment.data)
     assert sent["calendar"] == (await _export(bot, BOB))["calendar"]
     assert "1 svar på händelser" in message.text and "1 röster" in message.text
+    assert "1 hemliga röster" in message.text
 
 
 async def test_my_data_refused_in_a_shared_matrix_room(bot: Bot) -> None:
@@ -128,6 +131,9 @@ async def test_forget_me_erases_everything_and_twice_changes_nothing(bot: Bot) -
     }
     assert await _export(bot, CARL) == carl_before
     db = bot.running.db
+    # His secret ballot went as a withdrawn vote would, receipt and all.
+    assert await db.fetchval("SELECT COUNT(*) FROM polls_ballots") == 0
+    assert await db.fetchval("SELECT COUNT(*) FROM polls_receipts") == 0
     dump_before = [
         tuple(r)
         for t in sorted(await existing_tables(db))
@@ -144,6 +150,20 @@ async def test_forget_me_erases_everything_and_twice_changes_nothing(bot: Bot) -
     ]
     assert dump_after == dump_before
     assert (await AuditLog(db).verify())[1] is None
+
+
+async def test_a_closed_secret_ballot_is_tied_to_nobody(bot: Bot) -> None:
+    await _scenario(bot)
+    await bot.say("falun", "anna", "!poll close 2")
+    await bot.advance(timedelta(seconds=10))  # the close counts after a short grace
+    db = bot.running.db
+    assert await db.fetchval("SELECT COUNT(*) FROM polls_receipts WHERE poll_id = 2") == 1
+    data = await _export(bot, BOB)
+    assert "secret_ballots" not in data["polls"]
+    assert bot.app is not None
+    await bot.app.privacy.erase(BOB, bot.clock.now())
+    # Once closed, nothing ties the receipt to him: it stays in the tally.
+    assert await db.fetchval("SELECT COUNT(*) FROM polls_receipts WHERE poll_id = 2") == 1
 
 
 async def test_every_table_has_a_lifetime(bot: Bot) -> None:
