@@ -2,9 +2,9 @@
 
 For the operator, who gets a request from someone who may have left the platforms.
 They work on the database beside a running bot (SQLite in WAL mode takes both). The
-erasure's deletions of bridged copies are queued in the outbox: a running bot sends
-them when it next starts (its lanes only read the outbox on start and on its own
-submissions), a stopped one when it starts.
+erasure's deletions of bridged copies are queued in the outbox, in one transaction: a
+running bot takes them up at its next sweep of the outbox (`Delivery.sweep`, every
+minute), a stopped one when it starts.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from bot.core.clock import SystemClock
 from bot.core.refs import RoomRef, UserRef
 from bot.data_map import all_lifetimes, framework_namespaces
 from bot.lifetimes import days, report
-from bot.outbox import Outbox, Target
+from bot.outbox import Entry, Outbox, Target
 from bot.people import People
 from bot.privacy import Privacy
 from bot.settings import ConfigError, config_path
@@ -89,19 +91,20 @@ async def _export(settings: Any, classes: list[Any], user: UserRef) -> str:
 
 class _Queue:
     """Deletions written to the outbox for the bot to send; nothing is sent from here
-    (no platform is connected), and no claim is kept on them."""
+    (no platform is connected), and no claim is kept on them: a running bot takes them
+    up at its next sweep of the outbox (a minute at most), a stopped one when it starts."""
 
     def __init__(self, db: Database) -> None:
-        self._outbox = Outbox(db, "cli")
+        self._db = db
+        self._outbox = Outbox(db, f"cli-{secrets.token_hex(4)}")
 
-    async def delete(
-        self, key: str, target: Target, room: RoomRef, *, lane: str | None = None
-    ) -> bool:
+    async def delete_many(self, items: Sequence[tuple[str, Target, RoomRef]]) -> int:
         now = SystemClock().now().timestamp()
-        row = await self._outbox.insert(
-            key, lane or str(room), "delete", room, target, None, now, now
-        )
-        return row is not None
+        entries = [Entry(k, str(room), "delete", room, t.encode(), None) for k, t, room in items]
+        async with self._db.transaction():
+            queued = await self._outbox.insert_many(entries, now, now)
+            await self._outbox.release_own()  # free for the bot to claim at once
+        return len(queued)
 
 
 async def _erase(settings: Any, classes: list[Any], user: UserRef, copies: bool) -> int:
@@ -117,6 +120,11 @@ async def _erase(settings: Any, classes: list[Any], user: UserRef, copies: bool)
         print(f"{part}: {count} row(s) erased")
     if copies:
         print(f"bridged copies queued for deletion: {done.copies_queued}")
+        if done.copies_queued:
+            print(
+                "the bot sends these deletions: a running bot within a minute,"
+                " a stopped one when it next starts"
+            )
     if not done.total:
         print("nothing was held about this person")
     return 0

@@ -45,7 +45,7 @@ from bot.core.refs import RoomRef
 from bot.delivery_actions import AttemptObserver, observed
 from bot.delivery_api import DeliveryApi
 from bot.fence import Fence, Fenced
-from bot.outbox import FAILED, PENDING, SENT, LaneHealth, Outbox, Row, Target, token_for
+from bot.outbox import FAILED, PENDING, SENT, Entry, LaneHealth, Outbox, Row, Target, token_for
 from bot.storage.database import Database
 from bot.storage.health import StorageUnavailable
 
@@ -72,8 +72,13 @@ class Delivery(DeliveryApi):
         give_up_after: timedelta = timedelta(days=1),
         lease: timedelta = timedelta(minutes=10),
         held_wait: float = 2.0,
+        sweep_every: float = 60.0,
     ) -> None:
         self._db = db
+        # How often the outbox is read for rows written by another process while this
+        # one runs (`samverkan privacy erase` queues its deletions there).
+        self._sweep_every = sweep_every
+        self._sweeper: asyncio.Task[None] | None = None
         self.instance = secrets.token_hex(8)
         self._outbox = Outbox(db, self.instance)
         self._lease = lease.total_seconds()
@@ -113,14 +118,14 @@ class Delivery(DeliveryApi):
 
     # -- submitting ------------------------------------------------------------------
 
-    async def _submit_many(self, entries: Sequence[tuple[str, str, RoomRef, str]]) -> int:
+    async def _submit_many(self, entries: Sequence[Entry]) -> int:
         now = self._clock.now().timestamp()
         if self._db.in_transaction():
             rows = await self._outbox.insert_many(entries, now, now + self._lease)
         else:
             async with self._db.transaction():
                 rows = await self._outbox.insert_many(entries, now, now + self._lease)
-        lanes = {key: lane for key, lane, _room, _payload in entries}
+        lanes = {entry.key: entry.lane for entry in entries}
 
         def queued() -> None:
             for row in rows:
@@ -167,6 +172,28 @@ class Delivery(DeliveryApi):
             self._wake(lane)
         if lanes:
             log.info("resuming delivery in %d lane(s)", len(lanes))
+        if self._sweep_every > 0 and self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="delivery-sweep")
+
+    async def sweep(self) -> int:
+        """Take up rows another process queued while this one runs: their lanes read
+        the database again. Returns how many lanes were woken."""
+        lanes = await self._outbox.foreign_lanes(self._clock.now().timestamp())
+        for lane in lanes:
+            self._drained.discard(lane)
+            self._wake(lane)
+        return len(lanes)
+
+    async def _sweep_forever(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self._sweep_every)
+            if not self.fence.may_send():
+                continue
+            try:
+                if woken := await self.sweep():
+                    log.info("took up outbox rows queued elsewhere in %d lane(s)", woken)
+            except StorageUnavailable:
+                pass  # logged once by the database; the next sweep tries again
 
     async def release_claims(self) -> int:
         """Drop the claims of every other instance on pending rows, so that work left by
@@ -180,6 +207,11 @@ class Delivery(DeliveryApi):
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         tasks = list(self._lanes.values())
         for task in tasks:
             task.cancel()

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from bot.core.messages import OutgoingMessage
 from bot.core.refs import MessageRef, RoomRef
-from bot.outbox import LaneHealth, Outbox, Target
+from bot.outbox import Entry, LaneHealth, Outbox, Target
 
 
 class DeliveryApi:
@@ -28,7 +28,7 @@ class DeliveryApi:
     ) -> bool:
         raise NotImplementedError
 
-    async def _submit_many(self, entries: Sequence[tuple[str, str, RoomRef, str]]) -> int:
+    async def _submit_many(self, entries: Sequence[Entry]) -> int:
         raise NotImplementedError
 
     # -- submitting ------------------------------------------------------------------
@@ -38,7 +38,21 @@ class DeliveryApi:
         the order given, in one transaction (the caller's, if it is in one): a thousand
         reminders due at one instant cost a few statements, not a thousand round trips.
         Keys already known are left out. Returns how many were queued."""
-        entries = [(key, str(room), room, message.to_json()) for key, room, message in items]
+        entries = [
+            Entry(key, str(room), "send", room, None, message.to_json())
+            for key, room, message in items
+        ]
+        return await self._submit_many(entries)
+
+    async def delete_many(self, items: Sequence[tuple[str, Target, RoomRef]]) -> int:
+        """Queue many deletions (key, target, room) at once, each into its room's lane,
+        in one transaction: erasing a person with ten thousand bridged copies costs a
+        few statements, not ten thousand round trips. Keys already known are left out.
+        Returns how many were queued."""
+        entries = [
+            Entry(key, str(room), "delete", room, target.encode(), None)
+            for key, target, room in items
+        ]
         return await self._submit_many(entries)
 
     async def send(

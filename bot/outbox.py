@@ -57,6 +57,18 @@ def _chunks(values: Sequence[str], size: int = 400) -> list[Sequence[str]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One post to queue in a batch (`Outbox.insert_many`): `target` encoded."""
+
+    key: str
+    lane: str
+    action: str
+    room: RoomRef
+    target: str | None
+    payload: str | None
+
+
 def token_for(key: str) -> str:
     """The idempotency token of a delivery key: 24 hex characters (a Discord nonce
     holds 25), the same on every attempt."""
@@ -142,34 +154,45 @@ class Outbox:
         )
 
     async def insert_many(
-        self, items: Sequence[tuple[str, str, RoomRef, str]], now: float, claimed_until: float
+        self, items: Sequence[Entry], now: float, claimed_until: float
     ) -> list[Row]:
-        """Record new posts (key, lane, room, payload: sends) in a few statements,
-        claimed by this instance; returns the rows of the keys that were new, in the
-        order given. For a caller inside a transaction: no other writer may insert
-        between the statements."""
+        """Record new posts in a few statements, claimed by this instance; returns the
+        rows of the keys that were new, in the order given. For a caller inside a
+        transaction: no other writer may insert between the statements."""
         known: set[str] = set()
-        keys = [item[0] for item in items]
+        keys = [item.key for item in items]
         for part in _chunks(keys):
             marks = ", ".join("?" * len(part))
             rows = await self._db.fetchall(f"SELECT key FROM outbox WHERE key IN ({marks})", part)
             known.update(str(r[0]) for r in rows)
-        fresh: list[tuple[str, str, RoomRef, str]] = []
+        fresh: list[Entry] = []
         for item in items:
-            if item[0] not in known:
-                known.add(item[0])  # a key given twice is queued once
+            if item.key not in known:
+                known.add(item.key)  # a key given twice is queued once
                 fresh.append(item)
         await self._db.executemany(
             "INSERT INTO outbox (key, lane, action, room, target, payload, status, attempts,"
             " next_attempt, created_at, claimed_by, claimed_until)"
-            " VALUES (?, ?, 'send', ?, NULL, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
             [
-                (key, lane, str(room), payload, PENDING, now, now, self.instance, claimed_until)
-                for key, lane, room, payload in fresh
+                (
+                    e.key,
+                    e.lane,
+                    e.action,
+                    str(e.room),
+                    e.target,
+                    e.payload,
+                    PENDING,
+                    now,
+                    now,
+                    self.instance,
+                    claimed_until,
+                )
+                for e in fresh
             ],
         )
         ids: dict[str, int] = {}
-        for part in _chunks([item[0] for item in fresh]):
+        for part in _chunks([item.key for item in fresh]):
             marks = ", ".join("?" * len(part))
             rows = await self._db.fetchall(
                 f"SELECT key, id FROM outbox WHERE key IN ({marks}) AND claimed_by = ?",
@@ -178,20 +201,20 @@ class Outbox:
             ids.update((str(k), int(i)) for k, i in rows)
         return [
             Row(
-                ids[key],
-                key,
-                "send",
-                str(room),
-                None,
-                payload,
+                ids[e.key],
+                e.key,
+                e.action,
+                str(e.room),
+                e.target,
+                e.payload,
                 0,
                 now,
                 now,
                 self.instance,
                 claimed_until,
             )
-            for key, _lane, room, payload in fresh
-            if key in ids
+            for e in fresh
+            if e.key in ids
         ]
 
     async def oldest(self, lane: str) -> Row | None:
@@ -232,6 +255,17 @@ class Outbox:
     async def pending_lanes(self) -> list[str]:
         rows = await self._db.fetchall(
             "SELECT DISTINCT lane FROM outbox WHERE status = ?", (PENDING,)
+        )
+        return [str(lane) for (lane,) in rows]
+
+    async def foreign_lanes(self, now: float) -> list[str]:
+        """Lanes with pending rows that another writer queued (the operator's CLI, an
+        earlier process) and whose claim has run out: this instance may take them."""
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT lane FROM outbox WHERE status = ?"
+            " AND (claimed_by IS NULL OR claimed_by <> ?)"
+            " AND (claimed_until IS NULL OR claimed_until <= ?)",
+            (PENDING, self.instance, now),
         )
         return [str(lane) for (lane,) in rows]
 

@@ -8,6 +8,7 @@ from bot.core.clock import FakeClock
 from bot.core.messages import OutgoingMessage
 from bot.core.refs import RoomRef
 from bot.delivery import Delivery, Target, token_for
+from bot.outbox import Entry
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
 from bot.storage.engines import open_database
@@ -219,5 +220,35 @@ async def test_a_platform_back_is_retried_at_once_but_rate_limits_are_kept(
     await until(lambda: not adapter.failures)
     assert delivery.retry_now("console") == 0
     assert adapter.texts() == ["after the outage"]
+    await delivery.stop()
+    await db.close()
+
+
+async def test_rows_another_process_queued_are_taken_up_while_running(
+    db_target: DbTarget,
+) -> None:
+    # The operator's `privacy erase` writes deletions into the outbox beside a running
+    # bot, whose lane for that room has already shown it holds nothing older.
+    adapter = RecordingAdapter()
+    db = await open_database(db_target)
+    await core_migrations.upgrade(db)
+    clock = FakeClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
+    delivery = Delivery(db, clock, {"console": adapter}, sweep_every=0.05)
+    await delivery.start()
+    await delivery.send("mine", ROOM, OutgoingMessage("first"))
+    assert await until_sent(adapter, 1)
+    other = Delivery(db, clock, {}, sweep_every=0)  # never started: it only writes
+    now = clock.now().timestamp()
+    async with db.transaction():
+        rows = await other._outbox.insert_many(
+            [Entry("theirs", str(ROOM), "send", ROOM, None, OutgoingMessage("queued").to_json())],
+            now,
+            now,
+        )
+        await other._outbox.release_own()  # no claim kept, as the CLI writes
+    assert len(rows) == 1
+    assert await until_sent(adapter, 2)  # no restart, no new submission here
+    assert adapter.texts() == ["first", "queued"]
+    assert await delivery.sweep() == 0  # taken: nothing foreign is left
     await delivery.stop()
     await db.close()

@@ -66,3 +66,27 @@ def test_audit_verify_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
         conn.execute("UPDATE audit_log SET association = 'mora' WHERE seq = 1")
     assert main(["audit", "verify", "--config", str(config)]) == 1
     assert "entry 1" in capsys.readouterr().err
+
+
+async def test_erase_beside_a_running_bot_deletes_the_copies_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    settings, classes = make_settings(tmp_path)
+    bot = await Bot(settings, classes).start()
+    try:
+        await bot.say("falun", "bob", "ett meddelande")
+        await bot.say("mora", "bob", "ett till")
+        await bot.settle()
+        config = str(tmp_path / "config.toml")
+        # From a shell, beside the bot: its own process in life, its own loop here.
+        argv = ["privacy", "erase", "console:bob", "--yes", "--delete-copies", "--config", config]
+        assert await asyncio.to_thread(main, argv) == 0
+        assert bot.console is not None and bot.console.deleted == []
+        # The bot's sweep (every minute) takes the queued deletions up: two copies of
+        # each message (the bridge has three rooms), in three lanes.
+        assert await bot.running.delivery.sweep() == 3
+        await bot.settle()
+        assert sorted(r.room.id for r in bot.console.deleted) == ["falun", "mora"]
+        assert len([s for s in bot.matrix.sent if s.action == "delete"]) == 2
+    finally:
+        await bot.stop()
