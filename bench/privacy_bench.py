@@ -3,13 +3,15 @@
 A synthetic database through the real migrations: 15 associations, 3,000 bridged
 messages a month (two copies each), a reminder's outbox rows per event and offset,
 weekly polls with votes, feeds with entries. The person: 10,000 bridged messages, 50
-RSVPs, 20 votes. Run: `.venv/bin/python -m bench.privacy_bench`.
+RSVPs, 20 votes. Run: `.venv/bin/python -m bench.privacy_bench [sqlite] [postgresql]`
+(both by default).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -24,7 +26,9 @@ from bot.loading import BUILTIN_PLUGINS, import_plugin
 from bot.people import People
 from bot.privacy import Privacy
 from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.migrations import Migrations
+from tests.engines import database_target
 
 NOW = datetime(2025, 12, 31, tzinfo=UTC)
 YEAR = 365 * 86400.0
@@ -140,12 +144,18 @@ async def build(db: Database, rng: random.Random) -> None:
         )
 
 
-async def main() -> None:
+async def main(engines: list[str]) -> None:
+    for engine in engines:
+        with tempfile.TemporaryDirectory() as folder:
+            async with database_target(engine, Path(folder)) as target:
+                await one_engine(engine, await open_database(target))
+
+
+async def one_engine(engine: str, db: Database) -> None:
     rng = random.Random(15)
     classes = [import_plugin(m) for m in BUILTIN_PLUGINS]
     schemas = [c.migrations for c in classes if c.migrations is not None]
-    with tempfile.TemporaryDirectory() as folder:
-        db = await Database.open(Path(folder) / "bench.db")
+    try:
         for ns in [*framework_namespaces(), *schemas]:
             await ns.upgrade(db)
         await build(db, rng)
@@ -157,21 +167,28 @@ async def main() -> None:
         export_s = time.perf_counter() - t
         copies = len(data["bridge"]["copies"])
 
-        queue = _Queue(db)  # the operator's: each deletion written to the outbox
+        queue = _Queue(db)  # the operator's: the deletions written to the outbox
         t = time.perf_counter()
         done = await privacy.erase(who, NOW, deleter=queue)
         erase_s = time.perf_counter() - t
         t = time.perf_counter()
         removed = await privacy_purge(db, schemas)
         purge_s = time.perf_counter() - t
+    finally:
         await db.close()
-    print(f"database: {rows} bridge map rows (a year, 15 associations), polls, reminders, feeds")
-    print(f"export of one person ({copies} copies, 50 RSVPs, 20 votes): {export_s * 1000:.0f} ms")
+    print(f"[{engine}] database: {rows} bridge map rows (a year, 15 associations), polls, ...")
     print(
-        f"erase of the same ({sum(done.rows.values())} rows, {done.copies_queued} deletions"
-        f" queued): {erase_s * 1000:.0f} ms"
+        f"[{engine}] export of one person ({copies} copies, 50 RSVPs, 20 votes):"
+        f" {export_s * 1000:.0f} ms"
     )
-    print(f"purge over the year: {sum(removed.values())} rows removed in {purge_s * 1000:.0f} ms")
+    print(
+        f"[{engine}] erase of the same ({sum(done.rows.values())} rows,"
+        f" {done.copies_queued} deletions queued): {erase_s * 1000:.0f} ms"
+    )
+    print(
+        f"[{engine}] purge over the year: {sum(removed.values())} rows removed"
+        f" in {purge_s * 1000:.0f} ms"
+    )
 
 
 async def privacy_purge(db: Database, schemas: list[Migrations]) -> dict[str, int]:
@@ -179,4 +196,5 @@ async def privacy_purge(db: Database, schemas: list[Migrations]) -> dict[str, in
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    wanted = sys.argv[1:] or ["sqlite", "postgresql"]
+    asyncio.run(main(wanted))
