@@ -173,8 +173,8 @@ def add_routes(app: web.Application, s: StandIn, api: str) -> None:
         check_message(body, has_files=bool(files))
         nonce = body.get("nonce")
         if nonce is not None and body.get("enforce_nonce"):
-            for old in s.channel_messages(channel.id):
-                if old.nonce == str(nonce) and old.author_id == s.bot.id:
+            for old in s.by_nonce.get((channel.id, str(nonce)), ()):
+                if old.author_id == s.bot.id and not old.deleted and not old.ephemeral:
                     return json_response(old.data)  # Discord answers the first message again
         ref = body.get("message_reference")
         if ref and int(ref["message_id"]) not in s.messages and ref.get("fail_if_not_exists", True):
