@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 import aiosqlite
 
@@ -28,6 +28,7 @@ from bot.storage.health import StorageHealth, StorageUnavailable, is_outage
 log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
+_T = TypeVar("_T")
 
 __all__ = ["Database", "DatabaseOpenError", "Row", "StorageUnavailable", "like_prefix"]
 
@@ -193,43 +194,83 @@ class Database:
             async with self._lock, self._outages():
                 yield
 
+    async def _on_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `work` with the sqlite3 connection on aiosqlite's thread, in one trip.
+
+        aiosqlite's cursor API takes a trip per call (execute, fetch, close), and each
+        trip wakes its thread and then the event loop: two or three per statement were
+        most of a message's storage cost. The private `_execute` is the queue those
+        calls go through; the connection is touched only on that thread, as before."""
+        conn = self._conn
+
+        def run() -> _T:
+            return work(conn._conn)
+
+        result: _T = await conn._execute(run)  # type: ignore[no-untyped-call]
+        return result
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows changed."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(sql, params)
+            try:
+                return cursor.rowcount
+            finally:
+                cursor.close()
+
         async with self._statement():
-            cursor = await self._conn.execute(sql, params)
-            count = cursor.rowcount
-            await cursor.close()
-            return count
+            return await self._on_thread(work)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         """Run one statement for each of `rows`; returns the number of rows changed."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            cursor = conn.executemany(sql, rows)
+            try:
+                return cursor.rowcount
+            finally:
+                cursor.close()
+
         async with self._statement():
-            cursor = await self._conn.executemany(sql, rows)
-            count = cursor.rowcount
-            await cursor.close()
-            return count
+            return await self._on_thread(work)
 
     async def insert(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """Run an INSERT; returns the new row id (None if nothing was inserted)."""
+
+        def work(conn: sqlite3.Connection) -> int | None:
+            cursor = conn.execute(sql, params)
+            try:
+                return cursor.lastrowid if cursor.rowcount else None
+            finally:
+                cursor.close()
+
         async with self._statement():
-            cursor = await self._conn.execute(sql, params)
-            rowid = cursor.lastrowid if cursor.rowcount else None
-            await cursor.close()
-            return rowid
+            return await self._on_thread(work)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self._statement():
-            cursor = await self._conn.execute(sql, params)
-            row = await cursor.fetchone()
-            await cursor.close()
+        def work(conn: sqlite3.Connection) -> Row | None:
+            cursor = conn.execute(sql, params)
+            try:
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
             return tuple(row) if row is not None else None
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         async with self._statement():
-            cursor = await self._conn.execute(sql, params)
-            rows = await cursor.fetchall()
-            await cursor.close()
+            return await self._on_thread(work)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        def work(conn: sqlite3.Connection) -> list[Row]:
+            cursor = conn.execute(sql, params)
+            try:
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
             return [tuple(r) for r in rows]
+
+        async with self._statement():
+            return await self._on_thread(work)
 
     async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
