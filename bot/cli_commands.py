@@ -22,6 +22,7 @@ from bot.core.errors import StartRefused
 from bot.logs import log_file_beside, setup_logging
 from bot.settings import ConfigError, RootSettings, config_path
 from bot.storage.checks import DatabaseOpenError
+from bot.storage.health import StorageUnavailable
 from bot.storage.migrations import SchemaTooNewError
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StartRefused as err:  # a platform refused the password or token
         print(f"samverkan: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    except StorageUnavailable as err:
+        # Only while starting or stopping does it come this far (running, writes are
+        # held and retried): the disk filled during the migrations, say. Each migration
+        # is one transaction, so nothing is half-done; the next start goes on from there.
+        print(
+            f"samverkan: the database cannot be written ({err}) while starting;"
+            " the migrations done are kept: free space and start again",
+            file=sys.stderr,
+        )
+        return 1
     except InstanceLockLost:
         # Logged as the run's last error line; a supervisor's restart makes it a standby.
         return 1
