@@ -88,6 +88,27 @@ async def test_webhook_post_stored_before_a_500_is_not_doubled(
         assert run.adapter.webhooks.recovered == 1
 
 
+async def test_webhook_post_stored_before_a_500_is_found_past_a_busy_page(
+    world: World, tmp_path: Path
+) -> None:
+    # More than a page of others' messages since the attempt's marker: the retry reads
+    # on until it finds the post, rather than taking it for lost and posting it twice.
+    s = world.standin
+    falun = world.channels[0]
+    room = RoomRef("discord", str(falun.id))
+    async with running_bot(settings_for(world, tmp_path)) as run:
+        for n in range(250):
+            await s.user_message(falun, world.anna, f"medlem {n}", dispatch=False)
+        s.inject("POST /webhooks/", status=500, after_store=True)
+        message = OutgoingMessage(text="en gång", attribution=Attribution("Bertil", "Mora"))
+        await run.app.delivery.send("bridge:busy", room, message)
+        assert await _sent(run, s, "bridge:busy") == "sent"
+        assert [r.status for r in s.recorded(EXECUTE)] == [500]
+        assert len([m for m in s.channel_messages(falun.id) if m.webhook_id]) == 1
+        assert run.adapter.webhooks.recovered == 1
+        assert len(s.recorded("GET /channels/{channel_id}/messages")) >= 3  # paged on
+
+
 async def test_webhook_post_answered_but_not_recorded_is_not_doubled_after_a_restart(
     world: World, tmp_path: Path
 ) -> None:

@@ -39,6 +39,7 @@ NO_MENTIONS: Final = discord.AllowedMentions.none().to_dict()
 # which its key, and so its token, may recur and must find no record.
 RECORD_TTL: Final = timedelta(days=14)
 _PRUNE_EVERY: Final = 3600.0  # seconds between prunings while running
+HISTORY_PAGES: Final = 10  # pages of 100 read for a post stored before its attempt failed
 
 
 def safe_username(label: str) -> str:
@@ -210,20 +211,32 @@ class Webhooks:
             # id did not reach the outbox before the process died.
             log.info("webhook post %s was sent already as %s: not sent again", key, value)
             return int(value)
-        async with boundary(self._brake):
-            history = await client.http.logs_from(channel_id, 100, after=int(value))
-        for data in history:
-            author = data.get("author") or {}
-            if (
-                int(data.get("webhook_id") or 0) == hook.id
-                and data.get("content") == content
-                and author.get("username") == name
-            ):
-                log.info("webhook post %s was stored before failing: not sent again", key)
-                self.recovered += 1
-                await self._posted(channel_id, int(data["id"]))
-                await self._state.set(key, f"sent:{data['id']}")
-                return int(data["id"])
+        after = int(value)
+        # Page by page from the marker: a busy channel can hold more than one page of
+        # others' messages in the minutes since. Only a retry after a failure reads this.
+        for _page in range(HISTORY_PAGES):
+            async with boundary(self._brake):
+                history = await client.http.logs_from(channel_id, 100, after=after)
+            for data in history:
+                author = data.get("author") or {}
+                if (
+                    int(data.get("webhook_id") or 0) == hook.id
+                    and data.get("content") == content
+                    and author.get("username") == name
+                ):
+                    log.info("webhook post %s was stored before failing: not sent again", key)
+                    self.recovered += 1
+                    await self._posted(channel_id, int(data["id"]))
+                    await self._state.set(key, f"sent:{data['id']}")
+                    return int(data["id"])
+            if len(history) < 100:
+                return None
+            after = max(int(data["id"]) for data in history)
+        log.warning(
+            "webhook post %s: not found in %d messages after its attempt; sent again",
+            key,
+            HISTORY_PAGES * 100,
+        )
         return None
 
     async def _execute(
