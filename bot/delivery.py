@@ -30,7 +30,6 @@ import contextlib
 import logging
 import random
 import secrets
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -39,11 +38,11 @@ from typing import Final
 
 from bot.core.clock import Clock
 from bot.core.errors import PermanentSendError, TransientSendError
-from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
 from bot.core.refs import RoomRef
 from bot.delivery_actions import AttemptObserver, observed
 from bot.delivery_api import DeliveryApi
+from bot.delivery_replies import DirectReplies
 from bot.fence import Fence, Fenced
 from bot.outbox import FAILED, PENDING, SENT, Entry, LaneHealth, Outbox, Row, Target, token_for
 from bot.storage.database import Database
@@ -60,7 +59,7 @@ STORAGE_RETRY: Final = 2.0
 __all__ = ["FAILED", "PENDING", "SENT", "Delivery", "LaneHealth", "Target", "token_for"]
 
 
-class Delivery(DeliveryApi):
+class Delivery(DeliveryApi, DirectReplies):
     def __init__(
         self,
         db: Database,
@@ -467,56 +466,3 @@ class Delivery(DeliveryApi):
         log.warning("delivery %s was taken over by another instance during an attempt", key)
         self._drained.discard(lane)
         self._drop_fresh(lane, {rowid})
-
-    # -- command replies -------------------------------------------------------------
-
-    async def send_reply(self, key: str, room: RoomRef, message: OutgoingMessage) -> bool:
-        """A command's reply: sent at once, without the outbox, where the adapter makes a
-        replay harmless (`idempotent_sends`: the token from `key`, derived from the
-        inbound event, is deduplicated by the platform); otherwise, and whenever the
-        direct way cannot keep order or must wait, through the outbox like any post.
-
-        Why no durable row is needed: the adapter saves its inbound position only after
-        the event is handled. If the process dies before the reply goes, the event is
-        handed over again and answered then; if it dies after the reply went but before
-        the position is saved, the replayed answer carries the same token and the
-        platform keeps the first one (Matrix: the same transaction id on the same device).
-        """
-        adapter = self._adapters.get(room.platform)
-        lane = str(room)
-        if (
-            adapter is None
-            or not getattr(adapter, "idempotent_sends", False)
-            or self._db.in_transaction()  # the reply must not outrun a rollback
-            or room.platform in self._held_platforms
-            or lane not in self._drained  # the lane has not shown it holds nothing older
-            or self._fresh.get(lane)  # work queued before it: order is kept
-            or self._stopping
-            # Nothing leaves an instance without the lock (bot.fence): queued instead,
-            # for whichever instance may post.
-            or not self.fence.may_send()
-        ):
-            return await self.send(key, room, message)
-        began = time.perf_counter()
-        try:
-            await adapter.send(room, message, token_for(key))
-        except TransientSendError as exc:
-            self._observe(room.platform, "transient", began)
-            # Retried from the outbox with the same token: a send that did reach the
-            # platform before failing is recognised there.
-            log.info("reply %s failed (%s); queued in the outbox", key, exc)
-            return await self.send(key, room, message)
-        except PermanentSendError as exc:
-            self._observe(room.platform, "permanent", began)
-            log.warning("reply %s to %s failed for good: %s", key, room, exc)
-            return False
-        except Exception:
-            self._observe(room.platform, "unexpected", began)
-            log.exception("reply %s to %s raised unexpectedly; queued in the outbox", key, room)
-            return await self.send(key, room, message)
-        self._observe(room.platform, "sent", began)
-        return True
-
-    def _observe(self, platform: str, outcome: str, began: float) -> None:
-        if self.on_attempt is not None:
-            self.on_attempt(platform, outcome, time.perf_counter() - began)
