@@ -99,9 +99,11 @@ class HttpService:
         return self._standby.role() if self._standby is not None else "active"
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        # Taken before the first await: a second stop meanwhile finds nothing to do
+        # (two cleanups of one runner race, and aiohttp's second finds no server).
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
 
     # -- endpoints --------------------------------------------------------------------
 

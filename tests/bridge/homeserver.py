@@ -61,8 +61,9 @@ class HomeserverProxy:
         # Upstream first: long polls of the killed runs would hold the server's shutdown.
         if self._session is not None:
             await self._session.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        runner, self._runner = self._runner, None  # a second stop finds nothing
+        if runner is not None:
+            await runner.cleanup()
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None

@@ -87,8 +87,9 @@ class Cdn:
         self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        runner, self._runner = self._runner, None  # a second stop finds nothing
+        if runner is not None:
+            await runner.cleanup()
 
     async def _serve(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

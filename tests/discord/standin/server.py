@@ -110,8 +110,9 @@ class StandIn:
 
     async def stop(self) -> None:
         await self.gateway.drop_connections(code=1001)
-        if self._runner is not None:
-            await self._runner.cleanup()
+        runner, self._runner = self._runner, None  # a second stop finds nothing
+        if runner is not None:
+            await runner.cleanup()
 
     # -- the world ---------------------------------------------------------------------
 
