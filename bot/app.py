@@ -413,6 +413,21 @@ class App:
             )
             await self.delivery.send(f"missed:{job.key}:{room}", room, OutgoingMessage(text=text))
 
+    async def alert_organisers(self, key: str, text_key: str, /, **params: object) -> int:
+        """Tell organisers once, in each organiser room (see `AdapterHost.alert`)."""
+        rooms = self.settings.bot.organiser_rooms
+        if not rooms:
+            log.warning(
+                "%s (set bot.organiser_rooms to be told in chat)",
+                self.translator.t(text_key, "en", **params),
+            )
+            return 0
+        queued = 0
+        for room in rooms:
+            text = self.translator.t(text_key, self.directory.language_for(room), **params)
+            queued += await self.delivery.send(f"{key}:{room}", room, OutgoingMessage(text=text))
+        return queued
+
     # -- running -----------------------------------------------------------------------
 
     def request_stop(self, sig: signal.Signals | None = None) -> None:

@@ -58,7 +58,15 @@ def run_problems(settings: RootSettings) -> list[Problem]:
             problems.append((key, _platform_off(room.platform)))
     problems += _organiser_room_typos(rooms)
     problems += _matrix_problems(settings)
+    problems += _discord_problems(settings)
     return problems
+
+
+def _discord_problems(settings: RootSettings) -> list[Problem]:
+    discord = settings.discord
+    if discord is None or discord.identify_warn < discord.identify_limit:
+        return []
+    return [("discord.identify_warn", "must be below discord.identify_limit")]
 
 
 def _platform_off(platform: str) -> str:

@@ -42,3 +42,6 @@ class AppHost:
 
     def connection_restored(self) -> None:
         self._app.delivery.retry_now(self._adapter.platform)
+
+    async def alert(self, key: str, text_key: str, /, **params: object) -> int:
+        return await self._app.alert_organisers(key, text_key, **params)

@@ -224,6 +224,15 @@ class DiscordSettings(Section):
     api_base_url: Annotated[str, Field(pattern=r"^https?://\S+$")] = "https://discord.com/api/v10"
     gateway_url: str = ""
     native_polls: bool = True
+    # Gateway logins (IDENTIFY) in a rolling 24 h, counted in the database across
+    # instances and restarts: organisers are told at identify_warn; at identify_limit
+    # the bot stops logging in to Discord (which resets a token after 1000 a day).
+    # Below identify_limit (bot/config_checks.py says so otherwise).
+    identify_warn: Annotated[int, Field(ge=1)] = 100
+    identify_limit: Annotated[int, Field(ge=1, lt=1000)] = 500
+    # A crash loop (5 logins within 10 minutes) makes the next start wait this long before
+    # its login, doubling with each further one, up to 15 minutes.
+    identify_backoff: Duration = timedelta(seconds=30)
 
 
 class FetchingSettings(Section):

@@ -105,6 +105,14 @@ CASES = {
     "late-grace-zero": ("[bot]\nlate_grace = 0\n" + CONSOLE, {"bot.late_grace": "positive"}),
     "late-grace-negative": ("[bot]\nlate_grace = -5\n" + CONSOLE, {"bot.late_grace": "positive"}),
     "late-grace-infinite": ("[bot]\nlate_grace = inf\n" + CONSOLE, {"bot.late_grace": "finite"}),
+    "identify-warn-not-below-the-limit": (
+        CONSOLE + '[discord]\ntoken = "{secret}"\nidentify_warn = 500\n',
+        {"discord.identify_warn": "must be below discord.identify_limit"},
+    ),
+    "identify-limit-at-discords-own": (
+        CONSOLE + '[discord]\ntoken = "{secret}"\nidentify_limit = 1000\n',
+        {"discord.identify_limit": "less than 1000"},
+    ),
     "no-adapter": ('[bot]\nlanguage = "sv"\n', {"(adapters)": "none is enabled"}),
     "empty-file": ("", {"(adapters)": "none is enabled"}),
     "bridge-room-on-a-disabled-platform": (

@@ -46,6 +46,13 @@ class AdapterHost(Protocol):
         rate limit, is still honoured)."""
         ...
 
+    async def alert(self, key: str, text_key: str, /, **params: object) -> int:
+        """Tell organisers, in each room of `bot.organiser_rooms`, the text `text_key`
+        translated for the room; each post is delivered with the key `<key>:<room>`,
+        so a key already told (by this instance, another or an earlier start) is not
+        told again. Without organiser rooms, one log line. Returns the posts queued."""
+        ...
+
 
 class Adapter(Protocol):
     platform: str

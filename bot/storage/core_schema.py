@@ -80,6 +80,19 @@ async def _outbox_claims(db: Database) -> None:
     await db.execute("ALTER TABLE outbox ADD COLUMN claimed_until REAL")
 
 
+@core_migrations.step(4)
+async def _gateway_logins(db: Database) -> None:
+    # One row per gateway login (a Discord IDENTIFY), so that every instance on the
+    # database and every restart counts against the platform's daily limit.
+    await db.execute(
+        "CREATE TABLE gateway_logins ("
+        " id INTEGER PRIMARY KEY,"
+        " platform TEXT NOT NULL,"
+        " at REAL NOT NULL)"
+    )
+    await db.execute("CREATE INDEX gateway_logins_at ON gateway_logins (platform, at)")
+
+
 # Finished deliveries stay 60 days so that a key never posts twice while it can still
 # come up (housekeeping forgets them too); inbound ids guard against repeats only.
 core_migrations.keep(
@@ -98,6 +111,10 @@ core_migrations.keep(
         where="status <> 'pending' AND cron IS NULL",
     ),
     Lifetime("inbound_seen", "ids of inbound events already handled", timedelta(days=7), "seen_at"),
+    # Counted over a rolling day: older logins count for nothing.
+    Lifetime(
+        "gateway_logins", "when the bot logged in to a gateway (no text)", timedelta(days=1), "at"
+    ),
     Lifetime("adapter_state", "each platform's sync position", None),
     Lifetime("schema_version", "the schema version of each namespace", None),
 )

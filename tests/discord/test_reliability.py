@@ -119,12 +119,12 @@ async def test_refusal_storm_stops_calling(world: World, tmp_path: Path) -> None
 async def test_crash_loop_waits_before_identifying_again(world: World, tmp_path: Path) -> None:
     settings = settings_for(world, tmp_path)
     async with running_bot(settings) as run:
-        budget = run.adapter.budget
-        assert await budget.startup_delay() == 0.0
-        for _ in range(budget.burst + 1):
-            await budget.record()  # as if the process had restarted that often
+        guard = run.adapter.guard
+        assert await guard.startup_delay() == 0.0
+        for _ in range(guard.burst + 1):
+            await guard.take()  # as if the process had restarted that often
         # Past the burst each start waits longer, up to the cap.
-        assert await budget.startup_delay() == budget.base * 2**2
+        assert await guard.startup_delay() == guard.backoff * 2**2
         assert world.standin.gateway.identifies == 1
 
 

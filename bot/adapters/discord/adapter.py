@@ -1,6 +1,7 @@
 """The Discord adapter: lifecycle, slash-command sync, organiser check, health.
 
-The parts live beside it: `connection` (client, URLs, identify budget), `inbound` and
+The parts live beside it: `connection` (client, URLs), `identify` (the IDENTIFY
+guard), `inbound` and
 `receiver` (events in, per-channel order, catch-up), `outbound` and `webhooks` (posts),
 `interactions` (the three-second rule, followups), `polls`, `commands`, `errors`.
 """
@@ -21,11 +22,11 @@ from bot.adapters.discord.commands import build_commands, commands_hash
 from bot.adapters.discord.connection import (
     INTENTS_HELP,
     GatewayClient,
-    IdentifyBudget,
     configure_urls,
     sleep_logged,
 )
 from bot.adapters.discord.errors import AuthBrake, boundary
+from bot.adapters.discord.identify import IdentifyGuard, IdentifyLimitReached, warn_date
 from bot.adapters.discord.inbound import Inbound
 from bot.adapters.discord.interactions import Interactions
 from bot.adapters.discord.outbound import MESSAGE_LIMIT, Outbound
@@ -42,6 +43,8 @@ from bot.core.messages import OutgoingMessage
 from bot.core.platform import AdapterHost
 from bot.core.refs import MessageRef, RoomRef, UserRef
 from bot.settings import DiscordSettings
+from bot.storage.health import StorageUnavailable
+from bot.storage.logins import GatewayLogins, Logins
 from bot.storage.state import AdapterState
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,7 @@ class DiscordAdapter:
         identify_delay: float = 5.0,
         defer_after: float = 2.0,
         max_ratelimit_timeout: float = 60.0,
+        identify_backoff: float | None = None,
     ) -> None:
         self.settings = settings
         self._state = state
@@ -84,7 +88,20 @@ class DiscordAdapter:
         self._own_t = Translator(language)
         self._own_t.load_dir(_LOCALES)
         self.brake = AuthBrake()
-        self.budget = IdentifyBudget(state)
+        self.guard = IdentifyGuard(
+            GatewayLogins.of(state),
+            clock,
+            warn=settings.identify_warn,
+            limit=settings.identify_limit,
+            backoff=(
+                settings.identify_backoff.total_seconds()
+                if identify_backoff is None
+                else identify_backoff
+            ),
+        )
+        # Set when the guard refused a login: the adapter is down until a restart.
+        self.limited: IdentifyLimitReached | None = None
+        self._warned: str | None = None  # the UTC day organisers were told about
         self.webhooks = Webhooks(state, self.brake, bot_name)
         self.interactions = Interactions(self.brake, defer_after=defer_after)
         self.polls = PollBook(state)
@@ -172,14 +189,63 @@ class DiscordAdapter:
             )
 
     async def _before_identify(self, initial: bool) -> None:
-        await self.budget.record()
+        # Every IDENTIFY, the first of a start or a re-identify, passes here (a RESUME
+        # does not); raising stops discord.py before it sends one.
+        try:
+            logins = await self.guard.take()
+        except IdentifyLimitReached as exc:
+            self._limit_reached(exc)
+            raise
+        if self.guard.should_warn(logins):
+            await self._warn(logins)
         if not initial:
             await asyncio.sleep(self.identify_delay)
+
+    def _limit_reached(self, refusal: IdentifyLimitReached) -> None:
+        if self.limited is None:
+            log.error("%s", refusal)  # the one line, no traceback
+        self.limited = refusal
+        self.problem = str(refusal)
+
+    async def _warn(self, logins: Logins) -> None:
+        """Tell organisers once a day (the delivery key holds the date: another
+        instance, or this one started again, does not tell them twice)."""
+        today = warn_date(self._clock.now())
+        if self._warned == today or self._host is None:
+            return
+        self._warned = today
+        log.warning(
+            "%d gateway logins (IDENTIFY) to Discord in the last 24 h: past "
+            "discord.identify_warn (%d); at discord.identify_limit (%d) the bot stops "
+            "connecting to Discord",
+            logins.count,
+            self.guard.warn,
+            self.guard.limit,
+        )
+        try:
+            await self._host.alert(
+                f"identify-warn:{today}",
+                "gateway.identify_warn",
+                count=logins.count,
+                warn=self.guard.warn,
+                limit=self.guard.limit,
+            )
+        except Exception:
+            log.exception("could not tell organisers about the Discord gateway logins")
 
     async def _supervise(self) -> None:
         assert self.client is not None
         client = self.client
-        await sleep_logged(await self.budget.startup_delay(), "many identifies recently")
+        try:
+            blocked = await self.guard.blocked()
+        except StorageUnavailable as exc:
+            blocked = None
+            log.warning("cannot read the Discord gateway logins of the day: %s", exc)
+        if blocked is not None:
+            # Still at the limit from before this start: not even a login over REST.
+            self._limit_reached(blocked)
+            return
+        await sleep_logged(await self.guard.startup_delay(), "many identifies recently")
         backoff = 5.0
         logged_in = False
         while not self._stopping:
@@ -190,6 +256,10 @@ class DiscordAdapter:
                     await self.sync_commands()
                     self._ready_when_connected()
                 await client.connect(reconnect=True)
+                return
+            except IdentifyLimitReached:
+                # Said by the hook; discord.py would otherwise reconnect by itself.
+                await client.close()
                 return
             except discord.PrivilegedIntentsRequired:
                 self.problem = "the Message Content intent is not enabled"
@@ -208,7 +278,13 @@ class DiscordAdapter:
                     exc.reason,
                 )
                 return
-            except (OSError, aiohttp.ClientError, discord.HTTPException, TimeoutError) as exc:
+            except (
+                OSError,
+                aiohttp.ClientError,
+                discord.HTTPException,
+                TimeoutError,
+                StorageUnavailable,  # the logins could not be counted: not logging in
+            ) as exc:
                 if self._stopping or client.is_closed():
                     return
                 log.warning("cannot reach Discord (%s); trying again in %.0fs", exc, backoff)
@@ -258,6 +334,9 @@ class DiscordAdapter:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             done.cancel()
+        if self.limited is not None:
+            # Down, not gone: the rest of the bot goes on until it is stopped.
+            await self._input_done.wait()
         if self.refused is not None:
             raise self.refused
 
@@ -270,6 +349,7 @@ class DiscordAdapter:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._input_done.set()
         await self.inbound.finish(timeout=5.0)
         if self.client is not None:
             await self.client.close()

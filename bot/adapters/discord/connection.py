@@ -3,24 +3,20 @@
 discord.py reads its REST base from `discord.http.Route.BASE` and its gateway from
 `DiscordWebSocket.DEFAULT_GATEWAY` (a plain Client never asks `/gateway/bot`), both
 process-wide: `configure_urls` sets them from the settings. RESUME and reconnects with
-backoff are discord.py's; what it cannot know is our identify budget across restarts
-(1000 a day), so identifies are counted in the adapter state and a crash loop waits.
+backoff are discord.py's; what it cannot know is the identify budget across restarts
+and instances (1000 a day): every IDENTIFY goes through our hook (`identify.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
 
 import discord
 import yarl
 from discord.gateway import DiscordWebSocket
-
-from bot.storage.state import AdapterState
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +26,6 @@ INTENTS_HELP: Final = (
     "Enable it in the Discord Developer Portal: Applications -> your bot -> Bot -> "
     "Privileged Gateway Intents -> Message Content Intent, then restart the bot."
 )
-_IDENTIFY_KEY: Final = "identify_times"
-_DAY: Final = 86400.0
 
 
 def intents() -> discord.Intents:
@@ -65,42 +59,6 @@ class Sink(Protocol):
     async def reaction(self, payload: discord.RawReactionActionEvent, added: bool) -> None: ...
     async def poll_vote(self, payload: discord.RawPollVoteActionEvent, added: bool) -> None: ...
     async def interaction(self, interaction: discord.Interaction[Any]) -> None: ...
-
-
-class IdentifyBudget:
-    """Identifies of the last day, kept in the adapter state so a crash loop of the whole
-    process shows: past `burst` within ten minutes, each new start waits longer."""
-
-    def __init__(
-        self, state: AdapterState, *, burst: int = 5, base: float = 30.0, cap: float = 900.0
-    ) -> None:
-        self._state = state
-        self.burst = burst
-        self.base = base
-        self.cap = cap
-
-    async def _times(self) -> list[float]:
-        raw = await self._state.get(_IDENTIFY_KEY)
-        try:
-            values = [float(t) for t in json.loads(raw)] if raw else []
-        except (ValueError, TypeError):
-            values = []
-        now = time.time()
-        return [t for t in values if now - t < _DAY]
-
-    async def record(self) -> None:
-        times = await self._times()
-        times.append(time.time())
-        await self._state.set(_IDENTIFY_KEY, json.dumps(times[-1000:]))
-        if len(times) > 800:
-            log.error("%d gateway identifies in a day: Discord allows 1000", len(times))
-
-    async def startup_delay(self) -> float:
-        times = await self._times()
-        recent = [t for t in times if time.time() - t < 600]
-        if len(recent) < self.burst:
-            return 0.0
-        return float(min(self.cap, self.base * 2 ** (len(recent) - self.burst)))
 
 
 class GatewayClient(discord.Client):
