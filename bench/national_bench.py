@@ -1,0 +1,813 @@
+"""A national-size simulation on one machine: `samverkan run` with the bridge, calendar
+and polls plugins against a real Synapse, the Discord stand-in and the console.
+
+Set-up (per engine, each on a fresh Synapse, stand-in and database):
+- N associations (default 300) with one room each, in bridges of three rooms: a Matrix
+  room, a Discord channel and a console room (the console adapter of the subprocess, fed
+  on its stdin and read on its stdout). With `--failover` the console room is a second
+  Discord channel: a console belongs to one process and cannot fail over.
+- 100,000 reminders over a year: events stored through the calendar's own storage API
+  (as `event add` stores them) before the bot starts; the bot arms them itself on ready
+  (three offsets each, 7d/1d/1h), and the bench checks the scheduler's table holds them.
+  A few hundred more events fall due (their 1h reminder) inside the measured window: on
+  the real clock, no shifted time; their due instants are placed `--lead` seconds after
+  the set-up began, and the window starts once the bot is ready and that instant came.
+- 20 polls opened by an organiser's `!poll new` commands, 15 associations each.
+
+Then, for `--seconds` (default 60), `--rate` (default 50) bridged messages a second, half
+from Matrix members (raw client-server sends), half from Discord members (stand-in
+MESSAGE_CREATE), open loop. Measured for the bot process: CPU share of one core (utime +
+stime from /proc/<pid>/stat over the window / wall time; target < 50 %), bridge hop p50
+and p99 (send until the copy reached the other platform: Synapse's origin_server_ts, the
+stand-in's webhook request, the console's stdout line), reminder lateness p50/p99 (due
+instant until the post reached the platform), peak RSS (VmHWM), lost and doubled copies
+(every message once in each other room of its bridge).
+
+`--failover` (PostgreSQL): a second process on the same database as a warm standby;
+SIGKILL of the active one in the middle of the window; failover time (kill until the
+standby says it takes over, and until its first relayed message), lost and doubled.
+
+Prints figures; asserts nothing about timing. Run:
+  .venv/bin/python bench/national_bench.py [--associations 300] [--seconds 60]
+      [--rate 50] [--reminders 100000] [--engine sqlite|postgresql|both] [--failover]
+Needs .venv-synapse (make test builds it) and PostgreSQL on 127.0.0.1:5432 for that engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.matrix_bench import cpu_seconds  # noqa: E402
+from bot.storage.core_schema import core_migrations  # noqa: E402
+from bot.storage.engines import open_database  # noqa: E402
+from plugins.calendar.model import JOB_PREFIX, MANUAL, Occurrence, occ_id  # noqa: E402
+from plugins.calendar.storage import Store, migrations  # noqa: E402
+from tests.discord.standin import Recorded, StandIn  # noqa: E402
+from tests.discord.standin.model import Channel, User  # noqa: E402
+from tests.engines import postgres_database  # noqa: E402
+from tests.matrix.synapse import Account, Synapse  # noqa: E402
+
+TZ = ZoneInfo("Europe/Stockholm")
+BRIDGED = re.compile(r"\b(x\d{7})\b")
+DUE = re.compile(r"\b(q\d{5})\b")
+CREATED = re.compile(r"Omröstning (\d+) är skapad")
+WEBHOOK_POST = "POST /webhooks/{webhook_id}/{webhook_token}"
+POST = "POST /channels/{channel_id}/messages"
+SYNC_FILTER = json.dumps(
+    {
+        "presence": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
+        "room": {
+            "timeline": {"limit": 5000},
+            "ephemeral": {"not_types": ["*"]},
+            "state": {"lazy_load_members": True},
+            "account_data": {"not_types": ["*"]},
+        },
+    }
+)
+FILTER_Q = quote(SYNC_FILTER)
+
+
+# -- what the bench saw ----------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    """Every bridged message sent (marker -> source room, send time, rooms it must reach),
+    every copy seen (room, marker) -> arrival times, and the reminders due and seen."""
+
+    sent: dict[str, tuple[str, float, list[str]]] = field(default_factory=dict)
+    seen: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    due: dict[str, tuple[float, str]] = field(default_factory=dict)  # q-marker -> (due, room)
+    reminders: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    first_after: float | None = None  # the first copy seen after `watch_from`
+    watch_from: float = float("inf")
+    puts: list[float] = field(default_factory=list)  # members' sends to Synapse, seconds
+
+    def copy(self, room: str, text: str, at: float) -> None:
+        found = BRIDGED.search(text)
+        if found:
+            self.seen.setdefault((room, found[1]), []).append(at)
+            if at >= self.watch_from and self.first_after is None:
+                self.first_after = at
+            return
+        found = DUE.search(text)
+        if found:
+            self.reminders.setdefault((room, found[1]), []).append(at)
+
+    def copies(self) -> int:
+        return sum(len(v) for v in self.seen.values())
+
+    def expected(self) -> int:
+        return sum(len(t) for _r, _at, t in self.sent.values())
+
+    def hops(self) -> tuple[dict[str, list[float]], int, int]:
+        """Latencies of every first copy, by platforms (`m>d`: Matrix to Discord, and
+        `all`); copies missing; copies doubled."""
+        latencies: dict[str, list[float]] = {"all": []}
+        lost = doubled = 0
+        for marker, (source, began, targets) in self.sent.items():
+            for target in targets:
+                arrivals = self.seen.get((target, marker))
+                if not arrivals:
+                    lost += 1
+                    continue
+                doubled += len(arrivals) - 1
+                hop = min(arrivals) - began
+                latencies["all"].append(hop)
+                latencies.setdefault(f"{source[0]}>{target[0]}", []).append(hop)
+        return latencies, lost, doubled
+
+    def lateness(self) -> tuple[list[float], int, int, int]:
+        """Lateness of each reminder due in the window; missing, doubled, elsewhere."""
+        late: list[float] = []
+        lost = doubled = 0
+        for marker, (due, room) in self.due.items():
+            arrivals = self.reminders.get((room, marker))
+            if not arrivals:
+                lost += 1
+                continue
+            doubled += len(arrivals) - 1
+            late.append(min(arrivals) - due)
+        elsewhere = sum(
+            len(v)
+            for (room, m), v in self.reminders.items()
+            if self.due.get(m, (0, room))[1] != room
+        )
+        return late, lost, doubled, elsewhere
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def proc_status(pid: int, key: str) -> float:
+    """A /proc/<pid>/status figure in MiB (VmRSS, VmHWM)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- Matrix: raw client-server calls and one member's sync -----------------------------
+
+
+class Matrix:
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http, self.url = http, url
+
+    async def call(self, method: str, path: str, token: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"}
+        for attempt in range(5):
+            async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
+                data = await r.json(content_type=None)
+                if r.status == 429 and attempt < 4:
+                    await asyncio.sleep(data.get("retry_after_ms", 500) / 1000)
+                    continue
+                assert r.status == 200, (path, r.status, data)
+                return data
+        raise AssertionError("unreachable")
+
+    async def send(self, account: Account, room: str, body: str, txn: str) -> None:
+        path = f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"
+        await self.call("PUT", path, account.access_token, {"msgtype": "m.text", "body": body})
+
+
+class Watcher:
+    """One member's sync over every Matrix room: the bot's posts, stamped with the time
+    Synapse took them (origin_server_ts)."""
+
+    def __init__(self, mx: Matrix, account: Account, bot_id: str, ledger: Ledger) -> None:
+        self.mx, self.account, self.bot_id, self.ledger = mx, account, bot_id, ledger
+        self.texts: list[str] = []
+        self.limited = 0
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        first = await self._sync(None, 0)
+        self.task = asyncio.create_task(self._loop(first["next_batch"]))
+
+    async def _sync(self, since: str | None, timeout: int) -> Any:
+        path = f"/_matrix/client/v3/sync?timeout={timeout}&filter={FILTER_Q}"
+        if since:
+            path += f"&since={since}"
+        return await self.mx.call("GET", path, self.account.access_token)
+
+    async def _loop(self, since: str) -> None:
+        while True:
+            try:
+                answer = await self._sync(since, 30000)
+            except (aiohttp.ClientError, AssertionError, TimeoutError):
+                await asyncio.sleep(0.2)
+                continue
+            since = answer["next_batch"]
+            for room_id, room in answer.get("rooms", {}).get("join", {}).items():
+                timeline = room.get("timeline", {})
+                self.limited += bool(timeline.get("limited"))
+                for event in timeline.get("events", []):
+                    if event.get("sender") != self.bot_id:
+                        continue
+                    body = str(event.get("content", {}).get("body", ""))
+                    self.texts.append(body)
+                    self.ledger.copy(f"m:{room_id}", body, event["origin_server_ts"] / 1000)
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+# -- the bot as a process: stdin and stdout are the console ----------------------------
+
+
+class Bot:
+    def __init__(self, config: Path, work: Path, name: str, ledger: Ledger) -> None:
+        self.config, self.work, self.name, self.ledger = config, work, name, ledger
+        self.proc: asyncio.subprocess.Process | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.log = work / f"{name}.log"
+
+    async def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("SAMVERKAN_CONFIG", None)
+        with self.log.open("wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "run", "--config", str(self.config),
+                cwd=ROOT, env=env, stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=log, limit=2**20,
+            )  # fmt: skip
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        room = ""
+        while line := await self.proc.stdout.readline():
+            now = time.time()
+            text = line.decode(errors="replace")
+            if text.startswith("[#"):
+                room = text[2 : text.index("]")]
+            self.ledger.copy(f"c:{room}", text, now)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def wait_for(self, words: str, timeout: float) -> float:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while words not in self.text():
+            if self.proc.returncode is not None:
+                raise RuntimeError(f"{self.name} exited: {self.text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: no {words!r}; see {self.log}")
+            await asyncio.sleep(0.05)
+        return time.time()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 40)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self.reader is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self.reader, 5)
+
+
+# -- the configuration -----------------------------------------------------------------
+
+
+@dataclass
+class Layout:
+    """Rooms by association and the bridges: room keys are `m:<id>`, `d:<id>`, `c:<name>`."""
+
+    rooms: list[str]  # per association, in order
+    bridges: list[list[str]]
+
+    @staticmethod
+    def ref(key: str) -> str:
+        platform, _, rest = key.partition(":")
+        return {"m": "matrix", "d": "discord", "c": "console"}[platform] + ":" + rest
+
+
+def config_text(
+    synapse: Synapse, ours: Account, organiser: Account, s: StandIn, guild: int,
+    layout: Layout, database: str, work: Path, console: bool,
+) -> str:  # fmt: skip
+    assocs = "".join(
+        f'[[associations]]\nid = "a{i}"\nname = "Förening {i}"\nrooms = ["{Layout.ref(k)}"]\n'
+        for i, k in enumerate(layout.rooms)
+    )
+    bridges = "".join(
+        f'[[bridges]]\nid = "b{n}"\nrooms = {json.dumps([Layout.ref(k) for k in b])}\n'
+        for n, b in enumerate(layout.bridges)
+    )
+    return f"""
+[bot]
+database = "{database}"
+organisers = ["matrix:{organiser.user_id}"]
+plugins = ["plugins.bridge", "plugins.calendar", "plugins.polls"]
+[console]
+enabled = {"true" if console else "false"}
+[matrix]
+homeserver = "{synapse.url}"
+user_id = "{ours.user_id}"
+password = "{ours.password}"
+store_path = "{work / "store"}"
+pickle_key = "bench-pickle-key"
+[discord]
+token = "{s.token}"
+guild_ids = [{guild}]
+api_base_url = "{s.api_url}"
+gateway_url = "{s.gateway_url}"
+[calendar]
+reminders = ["7d", "1d", "1h"]
+horizon = "400d"
+{assocs}
+{bridges}
+"""
+
+
+@contextlib.asynccontextmanager
+async def database_for(engine: str, work: Path) -> AsyncIterator[str]:
+    if engine == "sqlite":
+        yield str(work / "bot.db")
+        return
+    async with postgres_database("samverkan_bench") as url:
+        yield url.dsn()
+
+
+async def store_events(
+    database: str, assocs: int, year: int, window: list[tuple[float, int]], now: datetime
+) -> None:
+    """`year` events over the next year (each armed 7d, 1d and 1h before it), and one per
+    (due, association) of `window` whose 1h reminder falls due at `due`: stored as
+    `event add` stores them; the bot arms them when ready."""
+    db = await open_database(database)
+    try:
+        await core_migrations.upgrade(db)
+        await migrations.upgrade(db)
+        rnd = random.Random(16)
+        items: list[Occurrence] = []
+        span = timedelta(days=357).total_seconds()
+        for n in range(year):
+            start = now + timedelta(days=8, seconds=round(span * n / year))
+            items.append(event(f"y{n:06d}", f"Medlemsmöte {n}", start, f"a{rnd.randrange(assocs)}"))
+        for k, (due, assoc) in enumerate(window):
+            start = datetime.fromtimestamp(due, UTC) + timedelta(hours=1)
+            items.append(event(f"w{k:05d}", f"Kampanjdag q{k:05d}", start, f"a{assoc}"))
+        store = Store(db)
+        for i in range(0, len(items), 5000):
+            async with db.transaction():
+                await store.insert_many(items[i : i + 5000])
+    finally:
+        await db.close()
+
+
+def event(uid: str, title: str, start: datetime, assoc: str) -> Occurrence:
+    return Occurrence(
+        source=MANUAL, uid=f"{uid}@bench", occ=occ_id(start, TZ), start=start,
+        end=start + timedelta(hours=2), all_day=False, title=title, location="Folkets hus",
+        associations=(assoc,), single=True,
+    )  # fmt: skip
+
+
+async def armed_by(database: str, want: int, timeout: float = 600) -> tuple[int, float]:
+    """Until the scheduler's table holds `want` reminders: how many, and when."""
+    deadline = time.monotonic() + timeout
+    while (armed := await armed_reminders(database)) < want and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.5)
+    return armed, time.time()
+
+
+async def armed_reminders(database: str) -> int:
+    db = await open_database(database)
+    try:
+        row = await db.fetchone(
+            "SELECT COUNT(*) FROM schedule WHERE key LIKE ? AND status IN ('pending', 'done')",
+            (JOB_PREFIX + "%",),
+        )
+        return int(row[0]) if row else 0
+    finally:
+        await db.close()
+
+
+# -- one run ---------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    engine: str
+    rooms: Counter[str]
+    sent: int = 0
+    rate: float = 0.0
+    cpu_share: float = 0.0
+    hop_p50: float = 0.0
+    hop_p99: float = 0.0
+    lost: int = 0
+    doubled: int = 0
+    due: int = 0
+    late_p50: float = 0.0
+    late_p99: float = 0.0
+    rem_lost: int = 0
+    rem_doubled: int = 0
+    rem_elsewhere: int = 0
+    rss_peak: float = 0.0
+    rss_end: float = 0.0
+    armed: int = 0
+    polls: int = 0
+    start_s: float = 0.0
+    arm_s: float = 0.0
+    synapse_share: float = 0.0
+    bench_share: float = 0.0
+    load: str = ""
+    limited: int = 0
+    failover: dict[str, float] = field(default_factory=dict)
+    pairs: dict[str, tuple[float, float]] = field(default_factory=dict)
+    put_p50: float = 0.0
+    put_p99: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+async def run(engine: str, args: argparse.Namespace, work: Path) -> Figures:
+    began_setup = time.time()
+    console = not args.failover
+    ledger = Ledger()
+    synapse = Synapse(work / "synapse")
+    await asyncio.to_thread(synapse.start)
+    s = StandIn()
+    s.limiter.limit = 1_000_000 if args.no_limits else s.limiter.limit
+    await s.start()
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+    bots: list[Bot] = []
+    watcher: Watcher | None = None
+    try:
+        mx = Matrix(http, synapse.url)
+        ours = await asyncio.to_thread(synapse.register, "ours")
+        organiser = await asyncio.to_thread(synapse.register, "org")
+        members = [await asyncio.to_thread(synapse.register, "m") for _ in range(args.members)]
+        guild = s.add_guild()
+        d_users: list[User] = [s.add_user(f"medlem{i}") for i in range(args.members)]
+        channels: dict[str, Channel] = {}
+        n_bridges = args.associations // 3
+        rooms: list[str] = []
+        bridges: list[list[str]] = []
+        matrix_rooms: list[str] = []
+        sem = asyncio.Semaphore(8)
+
+        async def make_room(i: int) -> str:
+            async with sem:
+                invite = [ours.user_id, *(m.user_id for m in members)]
+                answer = await mx.call(
+                    "POST", "/_matrix/client/v3/createRoom", organiser.access_token,
+                    {"invite": invite, "name": f"Förening {3 * i}"},
+                )  # fmt: skip
+                room = str(answer["room_id"])
+                for m in members:
+                    await mx.call("POST", f"/_matrix/client/v3/join/{room}", m.access_token, {})
+                return room
+
+        matrix_rooms = list(await asyncio.gather(*(make_room(i) for i in range(n_bridges))))
+        for i in range(n_bridges):
+            d = s.add_channel(guild, f"forening-{3 * i + 1}")
+            channels[f"d:{d.id}"] = d
+            if console:
+                third = f"c:c{3 * i + 2}"
+            else:
+                d2 = s.add_channel(guild, f"forening-{3 * i + 2}")
+                channels[f"d:{d2.id}"] = d2
+                third = f"d:{d2.id}"
+            bridge = [f"m:{matrix_rooms[i]}", f"d:{d.id}", third]
+            rooms += bridge
+            bridges.append(bridge)
+        layout = Layout(rooms, bridges)
+        figures = Figures(engine, Counter(k.split(":")[0] for k in rooms))
+
+        def on_request(rec: Recorded) -> None:
+            if rec.status not in (200, 204):
+                return
+            body = rec.json if isinstance(rec.json, dict) else {}
+            text = str(body.get("content", ""))
+            if rec.route == WEBHOOK_POST:
+                hook = s.webhooks.get(int(rec.path.split("/")[4]))
+                if hook is not None:
+                    ledger.copy(f"d:{hook.channel_id}", text, time.time())
+            elif rec.route == POST:
+                ledger.copy(f"d:{rec.path.split('/')[4]}", text, time.time())
+
+        s.listeners.append(on_request)
+
+        # The window's reminders: due spread over it, each for one association.
+        lead = args.lead if args.lead else 90 + args.associations * 0.3
+        t0 = began_setup + lead
+        rnd = random.Random(1)
+        due = [
+            (t0 + 3 + (args.seconds - 6) * (k + 0.5) / args.due, rnd.randrange(len(rooms)))
+            for k in range(args.due)
+        ]
+        for k, (at, assoc) in enumerate(due):
+            ledger.due[f"q{k:05d}"] = (at, rooms[assoc])
+        async with database_for(engine, work) as database:
+            year = max(0, -(-(args.reminders - args.due) // 3))
+            await store_events(database, len(rooms), year, due, datetime.now(UTC))
+            config = work / "bot.toml"
+            text = config_text(
+                synapse, ours, organiser, s, guild.id, layout, database, work, console
+            )
+            config.write_text(text, encoding="utf-8")
+            bot = Bot(config, work, "bot1", ledger)
+            bots.append(bot)
+            started = time.time()
+            await bot.start()
+            ready = await bot.wait_for("ready: adapters", 300)
+            figures.start_s = ready - started
+            if args.failover:
+                standby = Bot(config, work, "bot2", ledger)
+                bots.append(standby)
+                await standby.start()
+                await standby.wait_for("standby", 120)
+            # The bot arms its 100,000 reminders when ready; the window waits for that.
+            arming = asyncio.create_task(armed_by(database, year * 3 + args.due))
+            watcher = Watcher(mx, members[0], ours.user_id, ledger)
+            await watcher.start()
+            # 20 polls, 15 associations each, from the organiser in the first Matrix room.
+            poll_assocs = [
+                [f"a{j}" for j in range(len(rooms)) if j % args.polls == k]
+                for k in range(args.polls)
+            ]
+            for k, targets in enumerate(poll_assocs):
+                body = f'!poll new "Fråga {k}?" Ja Nej Avstår --for 7d --in {",".join(targets)}'
+                await mx.send(organiser, matrix_rooms[0], body, f"poll{k}")
+            deadline = time.monotonic() + 180
+            while True:
+                made = {m[1] for t in watcher.texts if (m := CREATED.search(t))}
+                if len(made) >= args.polls or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            figures.polls = len(made)
+            figures.armed, armed_at = await arming
+            figures.arm_s = armed_at - ready
+            if time.time() > t0:
+                figures.notes.append(
+                    f"set-up took {time.time() - began_setup:.0f} s, beyond --lead {lead:.0f} s:"
+                    " the first reminders of the window were due before it began"
+                )
+            await asyncio.sleep(max(0.0, t0 - time.time()))
+            await asyncio.sleep(1.0)  # the polls' and arming's tail
+            figures.failover = await drive(
+                args, figures, ledger, bots, synapse, mx, members, s, d_users, channels, layout
+            )
+            figures.limited = watcher.limited
+    finally:
+        if watcher is not None:
+            await watcher.close()
+        for bot in bots:
+            await bot.stop()
+        await http.close()
+        await s.stop()
+        await asyncio.to_thread(synapse.stop)
+    latencies, figures.lost, figures.doubled = ledger.hops()
+    figures.hop_p50, figures.hop_p99 = pct(latencies["all"], 50), pct(latencies["all"], 99)
+    figures.pairs = {k: (pct(v, 50), pct(v, 99)) for k, v in latencies.items() if k != "all"}
+    figures.put_p50, figures.put_p99 = pct(ledger.puts, 50), pct(ledger.puts, 99)
+    late, figures.rem_lost, figures.rem_doubled, figures.rem_elsewhere = ledger.lateness()
+    figures.due = len(ledger.due)
+    figures.late_p50, figures.late_p99 = pct(late, 50), pct(late, 99)
+    tracebacks = sum(b.text().count("Traceback") for b in bots)
+    if tracebacks:
+        figures.notes.append(f"{tracebacks} traceback(s) in the bot's logs ({work})")
+    return figures
+
+
+async def drive(
+    args: argparse.Namespace, figures: Figures, ledger: Ledger, bots: list[Bot],
+    synapse: Synapse, mx: Matrix, members: list[Account], s: StandIn, d_users: list[User],
+    channels: dict[str, Channel], layout: Layout,
+) -> dict[str, float]:  # fmt: skip
+    """The measured window: `rate` messages a second, Matrix and Discord in turn."""
+    bot = bots[0]
+    assert synapse.process is not None
+    pids = {"bot": bot.pid, "synapse": synapse.process.pid, "bench": os.getpid()}
+    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    wall0 = time.time()
+    rnd = random.Random(2)
+    tasks: set[asyncio.Task[None]] = set()
+    errors: list[str] = []
+    total = int(args.rate * args.seconds)
+    kill_at = total // 2 if args.failover else -1
+    killed_at = 0.0
+    cpu_at_kill = 0.0
+
+    async def one(n: int, marker: str) -> None:
+        bridge = layout.bridges[rnd.randrange(len(layout.bridges))]
+        source = bridge[0] if n % 2 == 0 else bridge[1]
+        targets = [k for k in bridge if k != source]
+        text = f"{marker} hej från föreningen, nummer {n}"
+        try:
+            began = time.time()
+            ledger.sent[marker] = (source, began, targets)
+            if source.startswith("m:"):
+                account = members[n % len(members)]
+                await mx.send(account, source[2:], text, marker)
+                ledger.puts.append(time.time() - began)
+            else:
+                await s.user_message(channels[source], d_users[n % len(d_users)], text)
+        except Exception as exc:  # a failed send is counted, not raised
+            ledger.sent.pop(marker, None)
+            errors.append(repr(exc))
+
+    t_start = time.monotonic()
+    for n in range(total):
+        if n == kill_at:
+            cpu_at_kill = cpu_seconds(bot.pid)
+            killed_at = time.time()
+            ledger.watch_from = killed_at
+            bot.kill()
+        await asyncio.sleep(max(0.0, t_start + n / args.rate - time.monotonic()))
+        task = asyncio.create_task(one(n, f"x{n:07d}"))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+    wall = time.time() - wall0
+    figures.sent = len(ledger.sent)
+    figures.rate = figures.sent / wall
+    if args.failover:
+        cpu_bot = cpu_at_kill - cpu0["bot"]
+        figures.cpu_share = cpu_bot / (killed_at - wall0)
+    else:
+        figures.cpu_share = (cpu_seconds(bot.pid) - cpu0["bot"]) / wall
+    figures.synapse_share = (cpu_seconds(pids["synapse"]) - cpu0["synapse"]) / wall
+    figures.bench_share = (cpu_seconds(pids["bench"]) - cpu0["bench"]) / wall
+    figures.load = " ".join(Path("/proc/loadavg").read_text().split()[:3])  # noqa: ASYNC240
+    live = bots[-1] if args.failover else bot
+    if not args.failover:
+        figures.rss_peak = proc_status(bot.pid, "VmHWM")
+        figures.rss_end = proc_status(bot.pid, "VmRSS")
+    if errors:
+        figures.notes.append(f"{len(errors)} send(s) failed, e.g. {errors[0]}")
+    # The tail: until every copy arrived, or 60 s of nothing more (then loss shows).
+    last, quiet_since = -1, time.monotonic()
+    while ledger.copies() < ledger.expected() and time.monotonic() - quiet_since < 60:
+        await asyncio.sleep(0.5)
+        if ledger.copies() != last:
+            last, quiet_since = ledger.copies(), time.monotonic()
+    await asyncio.sleep(3.0)  # doubles arrive late, if at all
+    out: dict[str, float] = {}
+    if args.failover:
+        took = live.text()
+        figures.rss_peak = proc_status(live.pid, "VmHWM")
+        figures.rss_end = proc_status(live.pid, "VmRSS")
+        if "taking over" in took:
+            out["takeover"] = takeover_time(live) - killed_at
+        if ledger.first_after is not None:
+            out["first_relay"] = ledger.first_after - killed_at
+    return out
+
+
+def takeover_time(bot: Bot) -> float:
+    """The wall time of the standby's 'taking over' line (its log's own timestamp, or
+    the file's modification if the line carries none)."""
+    for line in bot.text().splitlines():
+        if "taking over" in line:
+            with contextlib.suppress(ValueError, KeyError, json.JSONDecodeError):
+                record = json.loads(line)
+                stamp = record.get("time") or record.get("ts") or record.get("asctime")
+                if stamp:
+                    return datetime.fromisoformat(str(stamp)).timestamp()
+            found = re.match(r"(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[.,]?\d*)", line)
+            if found:
+                when = datetime.fromisoformat(found[1].replace(",", "."))
+                return when.replace(tzinfo=when.tzinfo or UTC).timestamp()
+    return bot.log.stat().st_mtime
+
+
+# -- the table -------------------------------------------------------------------------
+
+
+def table(results: list[Figures], args: argparse.Namespace) -> str:
+    ms, nan = 1000, float("nan")
+    rows: list[tuple[str, list[str]]] = [
+        ("rooms (matrix/discord/console)", [
+            f"{f.rooms['m']}/{f.rooms['d']}/{f.rooms['c']}" for f in results]),
+        ("reminders armed (scheduler rows)", [f"{f.armed:,}" for f in results]),
+        ("polls open", [str(f.polls) for f in results]),
+        ("bot start to ready (s)", [f"{f.start_s:.1f}" for f in results]),
+        ("ready to every reminder armed (s, <=)", [f"{f.arm_s:.1f}" for f in results]),
+        (f"bridged messages sent ({args.seconds:.0f} s)", [
+            f"{f.sent} ({f.rate:.1f}/s)" for f in results]),
+        ("bot CPU share of one core (< 50 %)", [f"{f.cpu_share * 100:.1f} %" for f in results]),
+        ("bridge hop p50 / p99 (ms)", [
+            f"{f.hop_p50 * ms:.0f} / {f.hop_p99 * ms:.0f}" for f in results]),
+        *(
+            (f"  hop {pair} p50 / p99 (ms)", [
+                "{:.0f} / {:.0f}".format(*(x * ms for x in f.pairs.get(pair, (nan, nan))))
+                for f in results])
+            for pair in sorted({k for f in results for k in f.pairs})
+        ),
+        ("  floor: a member's send to Synapse p50/p99", [
+            f"{f.put_p50 * ms:.0f} / {f.put_p99 * ms:.0f}" for f in results]),
+        ("copies lost / doubled (0 / 0)", [f"{f.lost} / {f.doubled}" for f in results]),
+        ("reminders due in window", [str(f.due) for f in results]),
+        ("reminder lateness p50 / p99 (ms)", [
+            f"{f.late_p50 * ms:.0f} / {f.late_p99 * ms:.0f}" for f in results]),
+        ("reminders lost / doubled / elsewhere", [
+            f"{f.rem_lost} / {f.rem_doubled} / {f.rem_elsewhere}" for f in results]),
+        ("bot RSS peak / at end (MiB)", [f"{f.rss_peak:.0f} / {f.rss_end:.0f}" for f in results]),
+        ("beside it: Synapse / bench CPU share", [
+            f"{f.synapse_share * 100:.0f} % / {f.bench_share * 100:.0f} %" for f in results]),
+        ("load average at the end", [f.load for f in results]),
+        ("watcher syncs cut short (limited)", [str(f.limited) for f in results]),
+    ]  # fmt: skip
+    if args.failover:
+        rows += [
+            ("failover: kill -9 -> standby takes over (s)", [
+                f"{f.failover.get('takeover', float('nan')):.2f}" for f in results]),
+            ("failover: kill -9 -> first relayed copy (s)", [
+                f"{f.failover.get('first_relay', float('nan')):.2f}" for f in results]),
+        ]  # fmt: skip
+    width = max(len(label) for label, _ in rows) + 2
+    cols = [max(14, *(len(v[i]) + 2 for _, v in rows)) for i in range(len(results))]
+    head = "".join(f"{f.engine:>{c}}" for f, c in zip(results, cols, strict=True))
+    out = [f"{'':{width}}" + head]
+    for label, values in rows:
+        cells = "".join(f"{v:>{c}}" for v, c in zip(values, cols, strict=True))
+        out.append(f"{label:{width}}" + cells)
+    for f in results:
+        out += [f"note ({f.engine}): {n}" for n in f.notes]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--associations", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=50, help="bridged messages a second")
+    parser.add_argument("--reminders", type=int, default=100_000)
+    parser.add_argument("--due", type=int, default=300, help="reminders due in the window")
+    parser.add_argument("--polls", type=int, default=20)
+    parser.add_argument("--members", type=int, default=4, help="senders on each platform")
+    parser.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--failover", action="store_true", help="two processes on PostgreSQL")
+    parser.add_argument("--lead", type=float, default=0, help="set-up seconds before the window")
+    parser.add_argument("--no-limits", action="store_true", help="no Discord rate limits")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    args = parser.parse_args()
+    engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
+    if args.failover:
+        engines = ["postgresql"]
+    results = []
+    for engine in engines:
+        work = Path(tempfile.mkdtemp(prefix=f"national-{engine}-"))
+        print(f"== {engine}: {args.associations} associations, {args.seconds:.0f} s at "
+              f"{args.rate:.0f}/s (work: {work})", flush=True)  # fmt: skip
+        results.append(asyncio.run(run(engine, args, work)))
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+    print(table(results, args))
+
+
+if __name__ == "__main__":
+    main()
