@@ -37,7 +37,14 @@ _KEEPALIVES: Final = (
     "SET tcp_keepalives_interval = 1",
     "SET tcp_keepalives_count = 3",
 )
-_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: a query sent between a cut's FATAL and the socket's close.
+_ERRORS: Final = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 _HOLDER: Final = (
     "SELECT 'pid ' || a.pid || ' from ' || COALESCE(host(a.client_addr), 'local')"
     " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"

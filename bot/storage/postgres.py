@@ -33,12 +33,15 @@ from bot.storage.target import DatabaseUrl, parse_target
 log = logging.getLogger(__name__)
 
 # The server gone, the connection cut, the server's disk full (class 53) or the server
-# shutting down (class 57): the write was not kept and can be done again later.
+# shutting down (class 57): the write was not kept and can be done again later. A query
+# sent after the server's FATAL came in but before the socket closed gets
+# InternalClientError ("another operation is in progress"): a cut connection too.
 _OUTAGES: Final = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.InsufficientResourcesError,
     asyncpg.OperatorInterventionError,
 )
