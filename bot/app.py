@@ -21,7 +21,6 @@ from bot.commanding import Dispatcher
 from bot.core.associations import Association, Directory
 from bot.core.clock import Clock, SystemClock
 from bot.core.i18n import Translator
-from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
 from bot.core.refs import RoomRef, UserRef
 from bot.data_map import all_lifetimes, audit_recorder, framework_namespaces
@@ -32,10 +31,11 @@ from bot.host import AppHost
 from bot.lifetimes import purge
 from bot.loading import BUILTIN_PLUGINS, import_plugin, plugin_settings_fields, read_settings
 from bot.metrics import Metrics
+from bot.notices import OrganiserNotices
 from bot.people import People
 from bot.plugin import Plugin, PluginContext, PluginScheduler
 from bot.privacy import Privacy
-from bot.scheduling import JobRun, MissedJob, Scheduler, Waker
+from bot.scheduling import JobRun, Scheduler, Waker
 from bot.services import Services
 from bot.settings import RootSettings
 from bot.starting import AdapterStarter
@@ -210,6 +210,9 @@ class App:
             self._db, self.clock, self.adapters, backoff_base=self._delivery_backoff
         )
         self.delivery.on_attempt = self.metrics.attempt
+        self.notices = OrganiserNotices(
+            self.settings, self.directory, self.translator, self.delivery
+        )
         self.delivery.fence = self.fence
         # With the lock held no other instance runs: claims left by a killed process
         # are stale, and its work goes out now instead of when its leases run out.
@@ -219,7 +222,7 @@ class App:
             self.clock,
             timezone=self.settings.bot.tz,
             grace=self.settings.bot.late_grace,
-            on_missed=self._report_missed,
+            on_missed=self.notices.missed,
             waker=self._waker,
         )
         self.dispatcher = Dispatcher(
@@ -391,42 +394,6 @@ class App:
 
     def health(self) -> dict[str, dict[str, str]]:
         return {name: adapter.health() for name, adapter in self.adapters.items()}
-
-    async def _report_missed(self, job: MissedJob) -> None:
-        """Tell organisers once about work that fell due too long ago to post now."""
-        rooms = self.settings.bot.organiser_rooms
-        if not rooms:
-            log.error(
-                "missed while down: %s (due %s); set bot.organiser_rooms to be told in chat",
-                job.key,
-                job.due_at.isoformat(),
-            )
-            return
-        for room in rooms:
-            lang = self.directory.language_for(room)
-            text = self.translator.t(
-                "schedule.missed",
-                lang,
-                job=self.translator.t(f"jobs.{job.owner}.{job.handler}", lang),
-                when=self.translator.datetime(job.due_at.astimezone(self.settings.bot.tz), lang),
-                key=job.key,
-            )
-            await self.delivery.send(f"missed:{job.key}:{room}", room, OutgoingMessage(text=text))
-
-    async def alert_organisers(self, key: str, text_key: str, /, **params: object) -> int:
-        """Tell organisers once, in each organiser room (see `AdapterHost.alert`)."""
-        rooms = self.settings.bot.organiser_rooms
-        if not rooms:
-            log.warning(
-                "%s (set bot.organiser_rooms to be told in chat)",
-                self.translator.t(text_key, "en", **params),
-            )
-            return 0
-        queued = 0
-        for room in rooms:
-            text = self.translator.t(text_key, self.directory.language_for(room), **params)
-            queued += await self.delivery.send(f"{key}:{room}", room, OutgoingMessage(text=text))
-        return queued
 
     # -- running -----------------------------------------------------------------------
 

@@ -44,4 +44,4 @@ class AppHost:
         self._app.delivery.retry_now(self._adapter.platform)
 
     async def alert(self, key: str, text_key: str, /, **params: object) -> int:
-        return await self._app.alert_organisers(key, text_key, **params)
+        return await self._app.notices.alert(key, text_key, **params)

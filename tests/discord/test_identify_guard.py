@@ -84,7 +84,7 @@ async def test_without_organiser_rooms_the_warning_is_a_log_line(
     caplog.set_level(logging.WARNING)
     async with running_bot(settings) as run:
         await run.app.delivery.wait_idle(2)
-    told = [r.getMessage() for r in caplog.records if r.name == "bot.app"]
+    told = [r.getMessage() for r in caplog.records if r.name == "bot.notices"]
     assert [m for m in told if "logged in to Discord 1 times" in m and "organiser_rooms" in m]
     assert warnings_in(world) == []
 
