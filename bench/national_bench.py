@@ -103,16 +103,12 @@ class Ledger:
     seen: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     due: dict[str, tuple[float, str]] = field(default_factory=dict)  # q-marker -> (due, room)
     reminders: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    first_after: float | None = None  # the first copy seen after `watch_from`
-    watch_from: float = float("inf")
     puts: list[float] = field(default_factory=list)  # members' sends to Synapse, seconds
 
     def copy(self, room: str, text: str, at: float) -> None:
         found = BRIDGED.search(text)
         if found:
             self.seen.setdefault((room, found[1]), []).append(at)
-            if at >= self.watch_from and self.first_after is None:
-                self.first_after = at
             return
         found = DUE.search(text)
         if found:
@@ -254,6 +250,9 @@ class Bot:
         self.proc: asyncio.subprocess.Process | None = None
         self.reader: asyncio.Task[None] | None = None
         self.log = work / f"{name}.log"
+        # Its own working folder: on PostgreSQL the heartbeat file goes to ./data/.
+        self.cwd = work / name
+        self.cwd.mkdir(exist_ok=True)
 
     async def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -261,7 +260,7 @@ class Bot:
         with self.log.open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "run", "--config", str(self.config),
-                cwd=ROOT, env=env, stdin=asyncio.subprocess.PIPE,
+                cwd=self.cwd, env=env, stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=log, limit=2**20,
             )  # fmt: skip
         self.reader = asyncio.create_task(self._read())
@@ -278,6 +277,13 @@ class Bot:
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def role(self) -> str:
+        """The role its heartbeat file says (active or standby), or ""."""
+        for where in (self.cwd / "data" / "heartbeat", self.work / "heartbeat"):
+            with contextlib.suppress(OSError):
+                return where.read_text().splitlines()[1]
+        return ""
 
     async def wait_for(self, words: str, timeout: float) -> float:
         assert self.proc is not None
@@ -565,7 +571,11 @@ async def run(engine: str, args: argparse.Namespace, work: Path) -> Figures:
                 standby = Bot(config, work, "bot2", ledger)
                 bots.append(standby)
                 await standby.start()
-                await standby.wait_for("standby", 120)
+                deadline = time.monotonic() + 120
+                while standby.role() != "standby":
+                    if time.monotonic() > deadline or standby.proc is None:
+                        raise TimeoutError(f"no standby; see {standby.log}")
+                    await asyncio.sleep(0.2)
             # The bot arms its 100,000 reminders when ready; the window waits for that.
             arming = asyncio.create_task(armed_by(database, year * 3 + args.due))
             watcher = Watcher(mx, members[0], ours.user_id, ledger)
@@ -661,7 +671,6 @@ async def drive(
         if n == kill_at:
             cpu_at_kill = cpu_seconds(bot.pid)
             killed_at = time.time()
-            ledger.watch_from = killed_at
             bot.kill()
         await asyncio.sleep(max(0.0, t_start + n / args.rate - time.monotonic()))
         task = asyncio.create_task(one(n, f"x{n:07d}"))
@@ -698,10 +707,13 @@ async def drive(
         took = live.text()
         figures.rss_peak = proc_status(live.pid, "VmHWM")
         figures.rss_end = proc_status(live.pid, "VmRSS")
+        taken = takeover_time(live) if "taking over" in took else killed_at
         if "taking over" in took:
-            out["takeover"] = takeover_time(live) - killed_at
-        if ledger.first_after is not None:
-            out["first_relay"] = ledger.first_after - killed_at
+            out["takeover"] = taken - killed_at
+        after = [at for v in ledger.seen.values() for at in v if at > taken]
+        if after:
+            out["first_relay"] = min(after) - killed_at
+        out["killed_at"] = killed_at
     return out
 
 
