@@ -272,6 +272,37 @@ class Database:
         async with self._statement():
             return await self._on_thread(work)
 
+    async def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Run `statements` in order, all or none: in the caller's transaction, or else
+        in one of their own; returns each one's count of changed rows. On SQLite the
+        whole batch (with its BEGIN and COMMIT) is one trip to aiosqlite's thread."""
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            counts = []
+            for sql, params in statements:
+                cursor = conn.execute(sql, params)
+                counts.append(cursor.rowcount)
+                cursor.close()
+            return counts
+
+        if self._owns_tx():
+            async with self._statement():
+                return await self._on_thread(run)
+
+        def alone(conn: sqlite3.Connection) -> list[int]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                counts = run(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # SQLite may have taken it back itself
+                    conn.execute("ROLLBACK")
+                raise
+            return counts
+
+        async with self._statement():
+            return await self._on_thread(alone)
+
     async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
         return row[0] if row is not None else None

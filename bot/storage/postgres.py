@@ -225,6 +225,13 @@ class PostgresDatabase(Database):
             )
         return self._identity[table]
 
+    async def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Run `statements` in order, all or none; each one's count of changed rows."""
+        if self._owns_tx():
+            return [await self.execute(sql, params) for sql, params in statements]
+        async with self.transaction():
+            return [await self.execute(sql, params) for sql, params in statements]
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         async with self._statement():
             record = await (await self._connection()).fetchrow(translate(sql), *params)

@@ -6,6 +6,15 @@ from datetime import datetime, timedelta
 
 from bot.storage.database import Database, like_prefix
 
+_SET = (
+    "INSERT INTO adapter_state (platform, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value"
+)
+_MARK_SEEN = (
+    "INSERT INTO inbound_seen (platform, event_id, seen_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (platform, event_id) DO NOTHING"
+)
+
 
 class AdapterState:
     """Key-value state of one adapter, and the ids of events it already handled."""
@@ -21,11 +30,7 @@ class AdapterState:
         return str(value) if value is not None else None
 
     async def set(self, key: str, value: str) -> None:
-        await self._db.execute(
-            "INSERT INTO adapter_state (platform, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value",
-            (self.platform, key, value),
-        )
+        await self._db.execute(_SET, (self.platform, key, value))
 
     async def with_prefix(self, prefix: str) -> dict[str, str]:
         """Every key that starts with `prefix`, with its value."""
@@ -57,12 +62,17 @@ class AdapterState:
 
     async def mark_seen(self, event_id: str, now: datetime) -> bool:
         """Record `event_id`; False if it was already recorded (a repeat)."""
-        changed = await self._db.execute(
-            "INSERT INTO inbound_seen (platform, event_id, seen_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (platform, event_id) DO NOTHING",
-            (self.platform, event_id, now.timestamp()),
-        )
+        changed = await self._db.execute(_MARK_SEEN, (self.platform, event_id, now.timestamp()))
         return changed > 0
+
+    async def mark_handled(self, event_id: str, now: datetime, key: str, value: str) -> None:
+        """Record `event_id` as seen and set `key` to `value`, together (one commit)."""
+        await self._db.execute_all(
+            [
+                (_MARK_SEEN, (self.platform, event_id, now.timestamp())),
+                (_SET, (self.platform, key, value)),
+            ]
+        )
 
     async def forget_before(self, cutoff: datetime) -> int:
         return await self._db.execute(

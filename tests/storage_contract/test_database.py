@@ -137,6 +137,22 @@ async def test_adapter_state_and_seen_events(db: Database) -> None:
     assert await state.forget_before(datetime(2026, 12, 2, tzinfo=UTC)) == 1
 
 
+async def test_execute_all_commits_together_or_not_at_all(db: Database) -> None:
+    await _demo(db)
+    insert = "INSERT INTO demo (id, n) VALUES (?, ?)"
+    assert await db.execute_all([(insert, (1, 1)), ("UPDATE demo SET n = ?", (5,))]) == [1, 1]
+    with pytest.raises(Exception):  # noqa: B017 (each engine its own error type)
+        await db.execute_all([(insert, (2, 2)), (insert, (1, 1))])
+    assert await db.fetchall("SELECT id, n FROM demo") == [(1, 5)]
+    async with db.transaction():
+        assert await db.execute_all([(insert, (3, 3))]) == [1]
+    assert await db.fetchval("SELECT COUNT(*) FROM demo") == 2
+    state = AdapterState(db, "discord")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    await state.mark_handled("m1", now, "last:1", "10")
+    assert await state.seen("m1") and await state.get("last:1") == "10"
+
+
 async def test_outbox_claims_are_exclusive(db: Database) -> None:
     mine, theirs = Outbox(db, "one"), Outbox(db, "two")
     room = RoomRef("console", "falun")

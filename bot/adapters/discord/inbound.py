@@ -341,8 +341,9 @@ class Inbound:
             self.handled += 1
         # Only now is it handled: a crash before this line sees it again after restart.
         self._unmarked.add(event.event_id)
-        await self._state.mark_seen(event.event_id, self._clock.now())
-        await self._state.set(f"last:{channel_id}", str(message.id))
+        await self._state.mark_handled(
+            event.event_id, self._clock.now(), f"last:{channel_id}", str(message.id)
+        )
         self._unmarked.discard(event.event_id)
         self._last[channel_id] = message.id
         if channel_id not in self._known:
