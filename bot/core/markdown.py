@@ -48,6 +48,10 @@ PARSE_LIMIT: Final = 200_000
 MAX_MARKS: Final = 1_000
 _MARKS: Final = re.compile(r"[*_~|`<\[\]\\\n]")
 _FENCE: Final = re.compile("```")
+# Words, spaces and a few marks no rule acts on (no `.`, `:` or `@`: links are found by
+# them; no `-`, `#` or `>`: blocks): such text is one paragraph of itself, without the
+# tokenizer, which cost more than the rest of taking a chat message in.
+_PLAIN: Final = re.compile(r"(?:[^\W_]|[ ,?!'\"])+")
 
 
 class Resolver(Protocol):
@@ -107,6 +111,8 @@ def parse(text: str, resolver: Resolver | None = None) -> Document:
     text = clean(text[:PARSE_LIMIT])
     if not text.strip():
         return Document()
+    if _PLAIN.fullmatch(text):
+        return Document((Paragraph((Text(text.strip(" ")),)),))
     # Past MAX_MARKS marks (and line breaks) the rest is taken as plain text, from the
     # start of its line: each mark is a token, a Python object or three, and Discord's
     # own messages (4000 characters) hold fewer.

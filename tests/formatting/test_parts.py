@@ -4,12 +4,14 @@ the security cases."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from bot.adapters.discord.markdown_out import fit, parts_of
 from bot.adapters.matrix import formatting, inbound
+from bot.core import markdown
 from bot.core.document import Document
 from bot.core.events import MessageEdited, MessageReceived
 from bot.core.html_in import parse_html
@@ -189,3 +191,15 @@ def test_discord_text_makes_no_image_script_or_ping_on_matrix(markdown: str) -> 
     )
     assert '<a href="javascript' not in content["formatted_body"]
     assert content["m.mentions"] == {}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["hej", "  Hej Anna, kommer du?  ", "ja!!  nej?", "\"citat\" och 'citat'", "ß é 日本 ２０２６"],
+)
+def test_plain_words_parse_as_the_tokenizer_parses_them(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = parse(text)
+    monkeypatch.setattr(markdown, "_PLAIN", re.compile("(?!)"))  # never plain
+    assert fast == parse(text)
