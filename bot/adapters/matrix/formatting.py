@@ -3,6 +3,7 @@ edits, mentions, and splitting below the event size limit. Pure functions, no I/
 
 from __future__ import annotations
 
+import functools
 import html as htmllib
 import json
 from typing import Any, Final
@@ -78,13 +79,25 @@ def mentions_of(message: OutgoingMessage) -> dict[str, Any]:
     return {"user_ids": users} if users else {}
 
 
+@functools.lru_cache(maxsize=64)
+def _parse_own(text: str) -> Document:
+    """The bot's own text (not a relayed member's, which is not kept), parsed once: the
+    same answers (help, usage, errors) go out again and again, and parsing a help text
+    cost more CPU than the rest of handling the command. Documents are immutable."""
+    return parse(text)
+
+
 def text_contents(message: OutgoingMessage, mxc_of: MxcOf | None = None) -> list[dict[str, Any]]:
     """The message as one or more `m.room.message` contents, each below the size limit.
     Its document (or its text, parsed as the core's Markdown) is rendered; given HTML
     is sanitised and sent as it is when it fits one post."""
     label = message.attribution.label if message.attribution else None
     given = message.html if message.document is None else None
-    document = message.document if message.document is not None else parse(message.text)
+    if message.document is not None:
+        document = message.document
+    else:
+        own = message.attribution is None
+        document = _parse_own(message.text) if own else parse(message.text)
     limit = MAX_CONTENT_BYTES - 4_000
     while True:
         parts = split_document(document, limit, _measure(mxc_of))
