@@ -76,6 +76,7 @@ DUE = re.compile(r"\b(q\d{5})\b")
 CREATED = re.compile(r"Omröstning (\d+) är skapad")
 WEBHOOK_POST = "POST /webhooks/{webhook_id}/{webhook_token}"
 POST = "POST /channels/{channel_id}/messages"
+TAKEOVER = "the active instance is gone; taking over"
 SYNC_FILTER = json.dumps(
     {
         "presence": {"not_types": ["*"]},
@@ -309,7 +310,8 @@ class Bot:
         if self.proc is None:
             return
         if self.proc.returncode is None:
-            self.proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.terminate()
             try:
                 await asyncio.wait_for(self.proc.wait(), 40)
             except TimeoutError:
@@ -554,60 +556,65 @@ async def run(engine: str, args: argparse.Namespace, work: Path) -> Figures:
         for k, (at, assoc) in enumerate(due):
             ledger.due[f"q{k:05d}"] = (at, rooms[assoc])
         async with database_for(engine, work) as database:
-            year = max(0, -(-(args.reminders - args.due) // 3))
-            await store_events(database, len(rooms), year, due, datetime.now(UTC))
-            config = work / "bot.toml"
-            text = config_text(
-                synapse, ours, organiser, s, guild.id, layout, database, work, console
-            )
-            config.write_text(text, encoding="utf-8")
-            bot = Bot(config, work, "bot1", ledger)
-            bots.append(bot)
-            started = time.time()
-            await bot.start()
-            ready = await bot.wait_for("ready: adapters", 300)
-            figures.start_s = ready - started
-            if args.failover:
-                standby = Bot(config, work, "bot2", ledger)
-                bots.append(standby)
-                await standby.start()
-                deadline = time.monotonic() + 120
-                while standby.role() != "standby":
-                    if time.monotonic() > deadline or standby.proc is None:
-                        raise TimeoutError(f"no standby; see {standby.log}")
-                    await asyncio.sleep(0.2)
-            # The bot arms its 100,000 reminders when ready; the window waits for that.
-            arming = asyncio.create_task(armed_by(database, year * 3 + args.due))
-            watcher = Watcher(mx, members[0], ours.user_id, ledger)
-            await watcher.start()
-            # 20 polls, 15 associations each, from the organiser in the first Matrix room.
-            poll_assocs = [
-                [f"a{j}" for j in range(len(rooms)) if j % args.polls == k]
-                for k in range(args.polls)
-            ]
-            for k, targets in enumerate(poll_assocs):
-                body = f'!poll new "Fråga {k}?" Ja Nej Avstår --for 7d --in {",".join(targets)}'
-                await mx.send(organiser, matrix_rooms[0], body, f"poll{k}")
-            deadline = time.monotonic() + 180
-            while True:
-                made = {m[1] for t in watcher.texts if (m := CREATED.search(t))}
-                if len(made) >= args.polls or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.2)
-            figures.polls = len(made)
-            figures.armed, armed_at = await arming
-            figures.arm_s = armed_at - ready
-            if time.time() > t0:
-                figures.notes.append(
-                    f"set-up took {time.time() - began_setup:.0f} s, beyond --lead {lead:.0f} s:"
-                    " the first reminders of the window were due before it began"
+            try:
+                year = max(0, -(-(args.reminders - args.due) // 3))
+                await store_events(database, len(rooms), year, due, datetime.now(UTC))
+                config = work / "bot.toml"
+                text = config_text(
+                    synapse, ours, organiser, s, guild.id, layout, database, work, console
                 )
-            await asyncio.sleep(max(0.0, t0 - time.time()))
-            await asyncio.sleep(1.0)  # the polls' and arming's tail
-            figures.failover = await drive(
-                args, figures, ledger, bots, synapse, mx, members, s, d_users, channels, layout
-            )
-            figures.limited = watcher.limited
+                config.write_text(text, encoding="utf-8")
+                bot = Bot(config, work, "bot1", ledger)
+                bots.append(bot)
+                started = time.time()
+                await bot.start()
+                ready = await bot.wait_for("ready: adapters", 300)
+                figures.start_s = ready - started
+                if args.failover:
+                    standby = Bot(config, work, "bot2", ledger)
+                    bots.append(standby)
+                    await standby.start()
+                    deadline = time.monotonic() + 120
+                    while standby.role() != "standby":
+                        if time.monotonic() > deadline or standby.proc is None:
+                            raise TimeoutError(f"no standby; see {standby.log}")
+                        await asyncio.sleep(0.2)
+                # The bot arms its 100,000 reminders when ready; the window waits for that.
+                arming = asyncio.create_task(armed_by(database, year * 3 + args.due))
+                watcher = Watcher(mx, members[0], ours.user_id, ledger)
+                await watcher.start()
+                # 20 polls, 15 associations each, from the organiser in the first Matrix room.
+                poll_assocs = [
+                    [f"a{j}" for j in range(len(rooms)) if j % args.polls == k]
+                    for k in range(args.polls)
+                ]
+                for k, targets in enumerate(poll_assocs):
+                    body = f'!poll new "Fråga {k}?" Ja Nej Avstår --for 7d --in {",".join(targets)}'
+                    await mx.send(organiser, matrix_rooms[0], body, f"poll{k}")
+                deadline = time.monotonic() + 180
+                while True:
+                    made = {m[1] for t in watcher.texts if (m := CREATED.search(t))}
+                    if len(made) >= args.polls or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
+                figures.polls = len(made)
+                figures.armed, armed_at = await arming
+                figures.arm_s = armed_at - ready
+                if time.time() > t0:
+                    figures.notes.append(
+                        f"set-up took {time.time() - began_setup:.0f} s, beyond --lead"
+                        f" {lead:.0f} s: the first reminders of the window were due before it began"
+                    )
+                await asyncio.sleep(max(0.0, t0 - time.time()))
+                await asyncio.sleep(1.0)  # the polls' and arming's tail
+                figures.failover = await drive(
+                    args, figures, ledger, bots, synapse, mx, members, s, d_users, channels, layout
+                )
+                figures.limited = watcher.limited
+            finally:
+                # Before the database is dropped: a bot without it would only complain.
+                for bot in bots:
+                    await bot.stop()
     finally:
         if watcher is not None:
             await watcher.close()
@@ -707,9 +714,11 @@ async def drive(
         took = live.text()
         figures.rss_peak = proc_status(live.pid, "VmHWM")
         figures.rss_end = proc_status(live.pid, "VmRSS")
-        taken = takeover_time(live) if "taking over" in took else killed_at
-        if "taking over" in took:
+        taken = log_time(live, TAKEOVER) if TAKEOVER in took else killed_at
+        if TAKEOVER in took:
             out["takeover"] = taken - killed_at
+        if "ready: adapters" in took:
+            out["ready"] = log_time(live, "ready: adapters") - killed_at
         after = [at for v in ledger.seen.values() for at in v if at > taken]
         if after:
             out["first_relay"] = min(after) - killed_at
@@ -717,11 +726,11 @@ async def drive(
     return out
 
 
-def takeover_time(bot: Bot) -> float:
-    """The wall time of the standby's 'taking over' line (its log's own timestamp, or
+def log_time(bot: Bot, words: str) -> float:
+    """The wall time of the first log line with `words` (its log's own timestamp, or
     the file's modification if the line carries none)."""
     for line in bot.text().splitlines():
-        if "taking over" in line:
+        if words in line:
             with contextlib.suppress(ValueError, KeyError, json.JSONDecodeError):
                 record = json.loads(line)
                 stamp = record.get("time") or record.get("ts") or record.get("asctime")
@@ -775,6 +784,8 @@ def table(results: list[Figures], args: argparse.Namespace) -> str:
         rows += [
             ("failover: kill -9 -> standby takes over (s)", [
                 f"{f.failover.get('takeover', float('nan')):.2f}" for f in results]),
+            ("failover: kill -9 -> standby's adapters ready (s)", [
+                f"{f.failover.get('ready', float('nan')):.2f}" for f in results]),
             ("failover: kill -9 -> first relayed copy (s)", [
                 f"{f.failover.get('first_relay', float('nan')):.2f}" for f in results]),
         ]  # fmt: skip
