@@ -164,6 +164,9 @@ class Inbound:
         # Handled, but the mark that says so could not be written yet: not handed over
         # again when the item is retried.
         self._unmarked: set[str] = set()
+        # Channels whose position this process wrote, in one commit with the seen mark
+        # of the message it names: a later message there cannot be marked already.
+        self._marked: set[int] = set()
 
     async def load(self, configured: list[int]) -> None:
         raw = await self._state.get(_CHANNELS_KEY)
@@ -329,7 +332,7 @@ class Inbound:
         if isinstance(channel, discord.Thread) and channel.parent_id:
             await self._remember_parent(channel.id, channel.parent_id)
         event = message_event(message, self.parents.get(channel_id))
-        if await self._state.seen(event.event_id):
+        if channel_id not in self._marked and await self._state.seen(event.event_id):
             return
         if event.event_id not in self._unmarked:
             try:
@@ -346,6 +349,7 @@ class Inbound:
         )
         self._unmarked.discard(event.event_id)
         self._last[channel_id] = message.id
+        self._marked.add(channel_id)
         if channel_id not in self._known:
             self._known.add(channel_id)
             await self._state.set(_CHANNELS_KEY, json.dumps(sorted(self._known)))
