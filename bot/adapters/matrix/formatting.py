@@ -11,7 +11,7 @@ from typing import Any, Final
 import nh3
 
 from bot.adapters.matrix.html_out import MxcOf, to_html
-from bot.core.document import Document, Paragraph
+from bot.core.document import Document, Paragraph, emojis
 from bot.core.markdown import parse
 from bot.core.messages import Attribution, OutgoingMessage
 from bot.core.plain import to_plain
@@ -87,32 +87,46 @@ def _parse_own(text: str) -> Document:
     return parse(text)
 
 
+@functools.lru_cache(maxsize=64)
+def _own_rendered(text: str, limit: int) -> tuple[tuple[str, str], ...] | None:
+    """(body, formatted_body) of each part of the bot's own `text`, rendered once; None
+    if it holds emoji (their images depend on what the room's uploads give)."""
+    document = _parse_own(text)
+    if next(emojis(document), None) is not None:
+        return None
+    parts = split_document(document, limit, _measure(None))
+    return tuple(_bodies(part, None, None) for part in parts)
+
+
 def text_contents(message: OutgoingMessage, mxc_of: MxcOf | None = None) -> list[dict[str, Any]]:
     """The message as one or more `m.room.message` contents, each below the size limit.
     Its document (or its text, parsed as the core's Markdown) is rendered; given HTML
     is sanitised and sent as it is when it fits one post."""
     label = message.attribution.label if message.attribution else None
     given = message.html if message.document is None else None
-    if message.document is not None:
-        document = message.document
-    else:
-        own = message.attribution is None
-        document = _parse_own(message.text) if own else parse(message.text)
+    own = message.attribution is None and message.document is None
+    document = message.document
     limit = MAX_CONTENT_BYTES - 4_000
     while True:
-        parts = split_document(document, limit, _measure(mxc_of))
-        if not parts and label and message.attachments:
-            parts = [Document()]  # who sent the files, above them
+        rendered = _own_rendered(message.text, limit) if own and given is None else None
+        if rendered is None:
+            if document is None:
+                document = _parse_own(message.text) if own else parse(message.text)
+            parts = split_document(document, limit, _measure(mxc_of))
+            if not parts and label and message.attachments:
+                parts = [Document()]  # who sent the files, above them
+            rendered = tuple(
+                _bodies(part, label if i == 0 else None, mxc_of) for i, part in enumerate(parts)
+            )
         contents = []
-        for i, part in enumerate(parts):
+        for body, formatted in rendered:
             # Given HTML cannot be split safely: a long message is rendered instead.
-            html = sanitise(given) if given is not None and len(parts) == 1 else None
-            body, rendered = _bodies(part, label if i == 0 else None, mxc_of)
+            html = sanitise(given) if given is not None and len(rendered) == 1 else None
             content: dict[str, Any] = {
                 "msgtype": "m.notice" if message.notice else "m.text",
                 "body": body,
                 "format": "org.matrix.custom.html",
-                "formatted_body": _labelled(html, label) if html is not None else rendered,
+                "formatted_body": _labelled(html, label) if html is not None else formatted,
                 "m.mentions": mentions_of(message),
             }
             if message.attribution is not None:
