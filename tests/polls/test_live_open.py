@@ -164,6 +164,13 @@ async def test_one_open_poll_everywhere_counted_once(
         closed = await live.polls().store.get(first)
         assert isinstance(closed, PollRecord) and closed.state == "closed"
 
+        def charts(room: str) -> int:
+            events = env.bot_events(room)
+            return sum(e["content"].get("msgtype") == "m.image" for e in events)
+
+        # Each chart follows its results: under load it may reach the clients later.
+        await until(lambda: charts(env.falun) >= 2 and charts(env.ludvika) >= 2, 30, "charts")
+
     for poll_id, ledger, answers_n in ((first, votes, 3), (menu, picks, 6)):
         expected = (ledger.counts(answers_n), ledger.voters())
         assert env.results(poll_id) == dict.fromkeys(env.results(poll_id), expected)
