@@ -11,6 +11,9 @@ import discord
 import pytest
 from discord.gateway import DiscordWebSocket
 
+from bot.storage.core_schema import core_migrations
+from bot.storage.database import Database
+from bot.storage.engines import open_database
 from tests.discord.botrun import World, build_world
 from tests.discord.standin import StandIn
 from tests.engines import ENGINES, Target, database_target
@@ -76,3 +79,15 @@ async def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     `bot.storage.engines.open_database` (as often as a test restarts)."""
     async with database_target(str(request.param), tmp_path) as target:
         yield target
+
+
+@pytest.fixture
+async def db(db_target: Target) -> AsyncIterator[Database]:
+    """An open database on each engine with the core schema; a test folder that needs
+    more schemas defines its own `db`."""
+    database = await open_database(db_target)
+    await core_migrations.upgrade(database)
+    try:
+        yield database
+    finally:
+        await database.close()

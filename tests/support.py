@@ -7,18 +7,24 @@ import itertools
 import json
 import textwrap
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from bot.app import plugin_settings_fields
+from bot.core.clock import FakeClock
 from bot.core.errors import PermanentSendError, TransientSendError
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import AdapterHost
 from bot.core.refs import MessageRef, RoomRef, UserRef
+from bot.delivery import Delivery
 from bot.plugin import Plugin
 from bot.settings import RootSettings, load_settings
+from bot.storage.core_schema import core_migrations
+from bot.storage.database import Database
+from bot.storage.engines import open_database
 from bot.storage.target import DatabaseUrl
 
 
@@ -134,6 +140,19 @@ async def serve_on_loopback(
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = int(runner.addresses[0][1])
     return runner, port
+
+
+async def open_delivery(
+    target: Path | DatabaseUrl, adapter: RecordingAdapter
+) -> tuple[Database, Delivery]:
+    """A started Delivery on a database with the core schema, sending to `adapter` as the
+    console, on a fake clock, with short backoffs."""
+    db = await open_database(target)
+    await core_migrations.upgrade(db)
+    clock = FakeClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
+    delivery = Delivery(db, clock, {"console": adapter}, backoff_base=0.01, backoff_max=0.05)
+    await delivery.start()
+    return db, delivery
 
 
 async def until(predicate: Any, timeout: float = 5.0, interval: float = 0.005) -> None:

@@ -10,22 +10,12 @@ from bot.core.refs import RoomRef
 from bot.delivery import Delivery, Target, token_for
 from bot.outbox import Entry
 from bot.storage.core_schema import core_migrations
-from bot.storage.database import Database
 from bot.storage.engines import open_database
 from tests.engines import Target as DbTarget
-from tests.support import RecordingAdapter, permanent, transient, until
+from tests.support import RecordingAdapter, open_delivery, permanent, transient, until
 
 ROOM = RoomRef("console", "falun")
 OTHER = RoomRef("console", "mora")
-
-
-async def open_delivery(path: DbTarget, adapter: RecordingAdapter) -> tuple[Database, Delivery]:
-    db = await open_database(path)
-    await core_migrations.upgrade(db)
-    clock = FakeClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
-    delivery = Delivery(db, clock, {"console": adapter}, backoff_base=0.01, backoff_max=0.05)
-    await delivery.start()
-    return db, delivery
 
 
 async def test_a_key_is_sent_once_even_across_restart(db_target: DbTarget) -> None:

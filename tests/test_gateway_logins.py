@@ -5,30 +5,18 @@ connections taking at once, and the crash-loop backoff computed from the same ro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.adapters.discord.identify import IdentifyGuard, IdentifyLimitReached
 from bot.core.clock import FakeClock
-from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
 from bot.storage.engines import open_database
 from bot.storage.logins import GatewayLogins
 from tests.engines import Target
 
 START = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(db_target: Target) -> AsyncIterator[Database]:
-    database = await open_database(db_target)
-    await core_migrations.upgrade(database)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def test_counts_up_to_the_limit_over_a_rolling_day(db: Database) -> None:

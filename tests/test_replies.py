@@ -4,18 +4,14 @@ outbox wherever the direct way could break order, lose the reply or outrun the l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from bot.core.clock import FakeClock
 from bot.core.messages import OutgoingMessage
 from bot.core.refs import RoomRef
 from bot.delivery import Delivery, token_for
 from bot.fence import Fence
-from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
-from bot.storage.engines import open_database
 from tests.engines import Target as DbTarget
-from tests.support import RecordingAdapter, permanent, transient, until
+from tests.support import RecordingAdapter, open_delivery, permanent, transient, until
 
 ROOM = RoomRef("console", "falun")
 
@@ -25,15 +21,6 @@ class Idempotent(RecordingAdapter):
     """A platform that keeps the first post of a token (a Matrix transaction id)."""
 
     idempotent_sends: bool = True
-
-
-async def _open(target: DbTarget, adapter: RecordingAdapter) -> tuple[Database, Delivery]:
-    db = await open_database(target)
-    await core_migrations.upgrade(db)
-    clock = FakeClock(datetime(2026, 12, 1, 12, tzinfo=UTC))
-    delivery = Delivery(db, clock, {"console": adapter}, backoff_base=0.01, backoff_max=0.05)
-    await delivery.start()
-    return db, delivery
 
 
 async def _rows(db: Database, key: str) -> int:
@@ -50,7 +37,7 @@ async def _drain_lane(delivery: Delivery, adapter: RecordingAdapter, key: str = 
 
 async def test_a_reply_goes_straight_once_the_lane_is_clear(db_target: DbTarget) -> None:
     adapter = Idempotent()
-    db, delivery = await _open(db_target, adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     assert await delivery.send_reply("reply:1", ROOM, OutgoingMessage("before the lane read"))
     await until(lambda: len(adapter.sent) == 1)
     assert await _rows(db, "reply:1") == 1  # the lane had not shown it was clear
@@ -64,7 +51,7 @@ async def test_a_reply_goes_straight_once_the_lane_is_clear(db_target: DbTarget)
 
 async def test_a_reply_waits_behind_older_work_in_its_room(db_target: DbTarget) -> None:
     adapter = Idempotent(failures=[transient(retry_after=0.2)])
-    db, delivery = await _open(db_target, adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     await delivery.send("older", ROOM, OutgoingMessage("older"))  # held up by a retry
     await delivery.send_reply("reply:1", ROOM, OutgoingMessage("reply"))
     await until(lambda: len(adapter.sent) == 2)
@@ -78,7 +65,7 @@ async def test_a_failed_direct_reply_is_kept_in_the_outbox_with_its_token(
     db_target: DbTarget,
 ) -> None:
     adapter = Idempotent()
-    db, delivery = await _open(db_target, adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     await _drain_lane(delivery, adapter)
     adapter.failures.append(transient())
     assert await delivery.send_reply("reply:1", ROOM, OutgoingMessage("reply"))
@@ -96,7 +83,7 @@ async def test_a_platform_without_dedupe_and_a_closed_fence_take_the_outbox(
     db_target: DbTarget,
 ) -> None:
     plain = RecordingAdapter()
-    db, delivery = await _open(db_target, plain)
+    db, delivery = await open_delivery(db_target, plain)
     await _drain_lane(delivery, plain)
     await delivery.send_reply("reply:1", ROOM, OutgoingMessage("durable"))
     await until(lambda: len(plain.sent) == 2)
@@ -105,7 +92,7 @@ async def test_a_platform_without_dedupe_and_a_closed_fence_take_the_outbox(
     await db.close()
 
     adapter = Idempotent()
-    db, delivery = await _open(db_target, adapter)
+    db, delivery = await open_delivery(db_target, adapter)
     await _drain_lane(delivery, adapter, "first again")
     fence = Fence(grace=0)
     fence.lose()

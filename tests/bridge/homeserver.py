@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import web
 
 from tests.matrix import synapse as harness
 from tests.matrix.synapse import Synapse, synapse_python
-from tests.support import serve_on_loopback
+from tests.proxy import ReverseProxy
 
 # -- a window on the bot's calls to the homeserver ------------------------------------
 
@@ -32,57 +32,26 @@ class Answer:
     at: float = 0.0
 
 
-class HomeserverProxy:
+class HomeserverProxy(ReverseProxy):
     """A reverse proxy between the bot and Synapse on 127.0.0.1: every call goes through
     unchanged, and each answer is shown to the listeners before it is passed back, so a
     test can kill the bot after Synapse acted on a call and before the bot hears of it."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
+        super().__init__(upstream)
         self.answers: list[Answer] = []
         self.listeners: list[Callable[[Answer], None]] = []
         self.run = 0
-        self._runner: web.AppRunner | None = None
-        self._session: ClientSession | None = None
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        # No timeout: long polls of /sync stay open for their whole duration.
-        self._session = ClientSession(timeout=ClientTimeout(total=None), auto_decompress=True)
-        app = web.Application(client_max_size=64 * 1024**2)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner, self.port = await serve_on_loopback(app, shutdown_timeout=1.0)
-
-    async def stop(self) -> None:
-        # Upstream first: long polls of the killed runs would hold the server's shutdown.
-        if self._session is not None:
-            await self._session.close()
-        runner, self._runner = self._runner, None  # a second stop finds nothing
-        if runner is not None:
-            await runner.cleanup()
-
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
-        assert self._session is not None
-        body = await request.read()
-        skip = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
-        async with self._session.request(
-            request.method, self.upstream + str(request.rel_url), data=body or None, headers=headers
-        ) as upstream:
-            data = await upstream.read()
-            status = upstream.status
-            ctype = upstream.headers.get("Content-Type", "application/json")
+    def answered(
+        self, request: web.Request, body: bytes, status: int, data: bytes, sent_at: float
+    ) -> None:
         answer = Answer(
             self.run, request.method, request.path, status, data, body, time.monotonic()
         )
         self.answers.append(answer)
         for listener in self.listeners:
             listener(answer)
-        return web.Response(status=status, body=data, headers={"Content-Type": ctype})
 
 
 # -- a homeserver that goes away and comes back ----------------------------------------

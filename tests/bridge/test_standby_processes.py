@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +46,7 @@ from tests.bridge.faults import (
     matrix_copies,
     matrix_rooms,
 )
+from tests.bridge.test_bridge_faults import post_all, say_all, wait_for
 from tests.discord.standin import StandIn
 from tests.discord.standin.model import Channel
 from tests.discord.standin.model import User as DiscordUser
@@ -53,7 +54,7 @@ from tests.engines import SERVER, postgres_database
 from tests.matrix.botrun import PICKLE_KEY
 from tests.matrix.synapse import REPO, Account, Synapse
 from tests.matrix.users import MakeUser, User, from_bot
-from tests.support import serve_on_loopback
+from tests.proxy import ReverseProxy
 
 # The issue's bound: the standby takes over within 15 s.
 TAKEOVER_BOUND = 15.0
@@ -68,7 +69,6 @@ _DISCORD_SEND = re.compile(
     r"^/api/v\d+/(webhooks/\d+/[^/]+|channels/\d+/messages(/\d+/reactions/.*)?"
     r"|interactions/\d+/[^/]+/callback)$"
 )
-_HOP = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
 
 
 # -- a proxy per instance and peer -----------------------------------------------------
@@ -83,57 +83,19 @@ class Call:
     answered_at: float  # when the peer's answer was passed back
 
 
-class Tap:
+class Tap(ReverseProxy):
     """A reverse proxy that passes every request and every header through, and records
     each call with its times."""
 
     def __init__(self, upstream: str, name: str) -> None:
-        self.upstream = upstream
+        super().__init__(upstream)
         self.name = name
         self.calls: list[Call] = []
-        self._runner: web.AppRunner | None = None
-        self._session: ClientSession | None = None
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        # No timeout: long polls of /sync stay open for their whole duration.
-        self._session = ClientSession(timeout=ClientTimeout(total=None), auto_decompress=False)
-        app = web.Application(client_max_size=64 * 1024**2)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner, self.port = await serve_on_loopback(app, shutdown_timeout=1.0)
-
-    async def stop(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
-        assert self._session is not None
-        sent_at = time.monotonic()
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
-        async with self._session.request(
-            request.method,
-            self.upstream + str(request.rel_url),
-            data=body or None,
-            headers=headers,
-            allow_redirects=False,
-        ) as upstream:
-            data = await upstream.read()
-            status = upstream.status
-            back = {
-                k: v
-                for k, v in upstream.headers.items()
-                if k.lower() not in _HOP and k.lower() != "content-encoding"
-            }
+    def answered(
+        self, request: web.Request, body: bytes, status: int, data: bytes, sent_at: float
+    ) -> None:
         self.calls.append(Call(request.method, request.path, status, sent_at, time.monotonic()))
-        return web.Response(status=status, body=data, headers=back)
 
     def sends(self) -> list[Call]:
         return [
@@ -366,28 +328,6 @@ async def pair(
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def say_all(user: User, room: str, marks: list[str], pace: float) -> None:
-    for m in marks:
-        await user.say(room, f"{m} hej från Matrix")
-        await asyncio.sleep(pace)
-
-
-async def post_all(
-    standin: StandIn, channel: Channel, author: DiscordUser, marks: list[str], pace: float
-) -> None:
-    for m in marks:
-        await standin.user_message(channel, author, f"{m} hej från Discord")
-        await asyncio.sleep(pace)
 
 
 def burst(p: Pair, sources: dict[str, list[str]], pace: float) -> asyncio.Future[Any]:

@@ -4,7 +4,6 @@ PostgreSQL, through the `db_target` fixture)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -21,16 +20,6 @@ from tests.engines import Target
 
 SNOWFLAKE = 1_234_567_890_123_456_789  # a Discord id: past 32 bits
 EPOCH = 1_764_667_200.123456  # a time to the microsecond: past a 4-byte float
-
-
-@pytest.fixture
-async def db(db_target: Target) -> AsyncIterator[Database]:
-    database = await open_database(db_target)
-    await core_migrations.upgrade(database)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def _demo(db: Database) -> None:
