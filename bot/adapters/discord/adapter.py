@@ -26,7 +26,7 @@ from bot.adapters.discord.connection import (
     sleep_logged,
 )
 from bot.adapters.discord.errors import AuthBrake, boundary
-from bot.adapters.discord.identify import IdentifyGuard, IdentifyLimitReached, warn_date
+from bot.adapters.discord.identify import IdentifyGuard, IdentifyLimitReached
 from bot.adapters.discord.inbound import Inbound
 from bot.adapters.discord.interactions import Interactions
 from bot.adapters.discord.outbound import MESSAGE_LIMIT, Outbound
@@ -44,7 +44,7 @@ from bot.core.platform import AdapterHost
 from bot.core.refs import MessageRef, RoomRef, UserRef
 from bot.settings import DiscordSettings
 from bot.storage.health import StorageUnavailable
-from bot.storage.logins import GatewayLogins, Logins
+from bot.storage.logins import GatewayLogins
 from bot.storage.state import AdapterState
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,6 @@ class DiscordAdapter:
         )
         # Set when the guard refused a login: the adapter is down until a restart.
         self.limited: IdentifyLimitReached | None = None
-        self._warned: str | None = None  # the UTC day organisers were told about
         self.webhooks = Webhooks(state, self.brake, bot_name)
         self.interactions = Interactions(self.brake, defer_after=defer_after)
         self.polls = PollBook(state)
@@ -196,8 +195,8 @@ class DiscordAdapter:
         except IdentifyLimitReached as exc:
             self._limit_reached(exc)
             raise
-        if self.guard.should_warn(logins):
-            await self._warn(logins)
+        if self._host is not None:
+            await self.guard.warn_once(logins, self._host)
         if not initial:
             await asyncio.sleep(self.identify_delay)
 
@@ -206,32 +205,6 @@ class DiscordAdapter:
             log.error("%s", refusal)  # the one line, no traceback
         self.limited = refusal
         self.problem = str(refusal)
-
-    async def _warn(self, logins: Logins) -> None:
-        """Tell organisers once a day (the delivery key holds the date: another
-        instance, or this one started again, does not tell them twice)."""
-        today = warn_date(self._clock.now())
-        if self._warned == today or self._host is None:
-            return
-        self._warned = today
-        log.warning(
-            "%d gateway logins (IDENTIFY) to Discord in the last 24 h: past "
-            "discord.identify_warn (%d); at discord.identify_limit (%d) the bot stops "
-            "connecting to Discord",
-            logins.count,
-            self.guard.warn,
-            self.guard.limit,
-        )
-        try:
-            await self._host.alert(
-                f"identify-warn:{today}",
-                "gateway.identify_warn",
-                count=logins.count,
-                warn=self.guard.warn,
-                limit=self.guard.limit,
-            )
-        except Exception:
-            log.exception("could not tell organisers about the Discord gateway logins")
 
     async def _supervise(self) -> None:
         assert self.client is not None

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from bot.core.clock import Clock
+from bot.core.platform import AdapterHost
 from bot.storage.logins import GatewayLogins, Logins
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class IdentifyGuard:
         self.backoff = backoff
         self.burst = burst
         self.cap = cap
+        self._warned: str | None = None  # the UTC day organisers were told about
 
     async def take(self) -> Logins:
         """Count this IDENTIFY; raises IdentifyLimitReached (and counts nothing) when
@@ -79,6 +81,32 @@ class IdentifyGuard:
 
     def should_warn(self, logins: Logins) -> bool:
         return logins.count >= self.warn
+
+    async def warn_once(self, logins: Logins, host: AdapterHost) -> None:
+        """Past the warning: tell organisers once a day (the delivery key holds the
+        date: another instance, or this one started again, does not tell them twice)."""
+        today = warn_date(self.clock.now())
+        if not self.should_warn(logins) or self._warned == today:
+            return
+        self._warned = today
+        log.warning(
+            "%d gateway logins (IDENTIFY) to Discord in the last 24 h: past "
+            "discord.identify_warn (%d); at discord.identify_limit (%d) the bot stops "
+            "connecting to Discord",
+            logins.count,
+            self.warn,
+            self.limit,
+        )
+        try:
+            await host.alert(
+                f"identify-warn:{today}",
+                "gateway.identify_warn",
+                count=logins.count,
+                warn=self.warn,
+                limit=self.limit,
+            )
+        except Exception:
+            log.exception("could not tell organisers about the Discord gateway logins")
 
     async def startup_delay(self) -> float:
         """Seconds to wait before this start's login: none until `burst` logins within
