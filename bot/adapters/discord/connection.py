@@ -88,11 +88,11 @@ class GatewayClient(discord.Client):
         # Replaces discord.py's fixed 5 s sleep before every re-identify.
         await self._identify_hook(initial)
 
-    async def on_socket_event_type(self, event_type: str) -> None:
-        # READY starts a new session (not a resume): live messages that follow must wait
-        # for the catch-up of what the old session missed.
-        if event_type == "READY":
-            await self._sink.new_session()
+    async def on_connect(self) -> None:
+        # Dispatched by discord.py at READY only, a new session (not a resume): live
+        # messages that follow must wait for the catch-up of what the old session
+        # missed. (Not `on_socket_event_type`: that costs a task for every event.)
+        await self._sink.new_session()
 
     async def on_ready(self) -> None:
         await self._sink.ready()

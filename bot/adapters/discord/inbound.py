@@ -235,6 +235,8 @@ class Inbound:
     def message(self, message: discord.Message) -> None:
         if self._closed:
             return  # stopping: read from the channel's history at the next start
+        if self._is_own(message) or not is_words(message):
+            return  # our own echo (half the messages a busy bridge sees) needs no turn
         self._queue(message.channel.id).put_nowait(_Item("message", message=message))
 
     def event(self, channel_id: int, event: InboundEvent, seen_key: str | None = None) -> None:
