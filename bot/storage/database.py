@@ -1,8 +1,10 @@
 """A thin async database handle over aiosqlite.
 
-One connection, WAL, foreign keys, a busy timeout. Statements use `?` placeholders and
-portable SQL (`INSERT ... ON CONFLICT`, no SQLite-only functions) so that a PostgreSQL
-backend can serve the same code. Writes that belong together go in `transaction()`.
+One connection, WAL, foreign keys, a busy timeout; short statements run on the event
+loop, the rest on aiosqlite's thread (`bot.storage.sqlite_calls` says which and why).
+Statements use `?` placeholders and portable SQL (`INSERT ... ON CONFLICT`, no SQLite-only
+functions) so that a PostgreSQL backend can serve the same code. Writes that belong
+together go in `transaction()`.
 
 A write that fails because the disk is full or failing raises `StorageUnavailable`
 (see `bot.storage.health`), never a bare `sqlite3.OperationalError`: callers hold their
@@ -24,6 +26,7 @@ import aiosqlite
 
 from bot.storage.checks import DatabaseOpenError, check_before_open, os_reason, sqlite_reason
 from bot.storage.health import StorageHealth, StorageUnavailable, is_outage
+from bot.storage.sqlite_calls import Calls, thread_only
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,23 @@ async def _prepare(conn: aiosqlite.Connection, target: str, size: int) -> None:
     # later: find out now (a write lock taken and given back, nothing written).
     await conn.execute("BEGIN IMMEDIATE")
     await conn.execute("ROLLBACK")
+    # From here on a statement on the event loop must not wait for a lock or run a
+    # checkpoint; `Calls` waits on the thread instead and checkpoints there.
+    await conn.execute("PRAGMA busy_timeout=0")
+    await conn.execute("PRAGMA wal_autocheckpoint=0")
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def like_prefix(prefix: str) -> str:
@@ -81,12 +101,12 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self.path = path
-        # aiosqlite serialises statements on its thread; this lock keeps a transaction's
-        # statements together against other tasks' statements.
-        self._lock = asyncio.Lock()
         self._in_tx: asyncio.Task[Any] | None = None
         self._on_commit: list[Callable[[], None]] = []
         self.health = StorageHealth()
+        # Where each statement runs (the loop or aiosqlite's thread), and the lock that
+        # keeps a transaction's statements together against other tasks' statements.
+        self._calls = Calls(conn, self.health)
 
     @classmethod
     async def open(cls, path: str | Path, *, allow_empty: bool = False) -> Database:
@@ -101,7 +121,9 @@ class Database:
         if target != ":memory:":
             size = check_before_open(Path(target), allow_empty=allow_empty)
         try:
-            conn = await aiosqlite.connect(target, isolation_level=None)
+            # check_same_thread=False: short statements run on the event loop's thread,
+            # the rest on aiosqlite's, never both at once (`bot.storage.sqlite_calls`).
+            conn = await aiosqlite.connect(target, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise DatabaseOpenError(target, sqlite_reason(exc)) from None
         try:
@@ -119,7 +141,13 @@ class Database:
         log.debug("opened database %s", target)
         return cls(conn, target)
 
+    @property
+    def calls(self) -> Calls:
+        """Where statements ran (counts for the tests and the benches)."""
+        return self._calls
+
     async def close(self) -> None:
+        await self._calls.close()
         await self._conn.close()
 
     def _owns_tx(self) -> bool:
@@ -140,74 +168,50 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Database]:
-        """Everything inside commits together or not at all. Not re-entrant."""
+        """Everything inside commits together or not at all. Not re-entrant. Its
+        statements run on aiosqlite's thread (`bot.storage.sqlite_calls`)."""
         if self._owns_tx():
             raise RuntimeError("nested transaction")
-        async with self._lock:
+        calls = self._calls
+        async with calls.lock:
             self._in_tx = asyncio.current_task()
             self._on_commit = []
+            before = calls.raw.total_changes
             try:
-                async with self._outages():
-                    await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    await calls.thread(_begin, wait=True)
                     try:
                         yield self
-                        await self._conn.execute("COMMIT")
+                        await calls.thread(_commit, wait=False)
                     except BaseException:
                         self._on_commit = []
                         # SQLite takes a transaction back itself on some failures (a
                         # full disk at COMMIT, say): a second ROLLBACK would raise and
                         # hide the first error.
-                        if self._conn.in_transaction:
-                            await self._conn.execute("ROLLBACK")
+                        await calls.thread(_rollback, wait=False)
                         raise
+                except sqlite3.Error as exc:
+                    if is_outage(exc):
+                        raise self.health.failed(exc) from exc
+                    raise
+                if calls.raw.total_changes != before:
+                    self.health.wrote()
                 callbacks, self._on_commit = self._on_commit, []
                 for callback in callbacks:
                     callback()
             finally:
                 self._in_tx = None
 
-    @asynccontextmanager
-    async def _outages(self) -> AsyncIterator[None]:
-        """A full or failing disk becomes `StorageUnavailable`; a write that goes
-        through tells `health` that writing works (again)."""
-        before = self._conn.total_changes
-        try:
-            yield
-        except sqlite3.Error as exc:
-            if is_outage(exc):
-                raise self.health.failed(exc) from exc
-            raise
-        if self._conn.total_changes != before:
-            self.health.wrote()
-
-    @asynccontextmanager
-    async def _statement(self) -> AsyncIterator[None]:
+    async def _run(self, work: Callable[[sqlite3.Connection], _T], *, may_loop: bool = True) -> _T:
         if self._owns_tx():
             # Inside a transaction its COMMIT says whether the writes went through.
             try:
-                yield
+                return await self._calls.in_transaction(work)
             except sqlite3.Error as exc:
                 if is_outage(exc):
                     raise self.health.failed(exc) from exc
                 raise
-        else:
-            async with self._lock, self._outages():
-                yield
-
-    async def _on_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `work` with the sqlite3 connection on aiosqlite's thread, in one trip.
-
-        aiosqlite's cursor API takes a trip per call (execute, fetch, close), and each
-        trip wakes its thread and then the event loop: two or three per statement were
-        most of a message's storage cost. The private `_execute` is the queue those
-        calls go through; the connection is touched only on that thread, as before."""
-        conn = self._conn
-
-        def run() -> _T:
-            return work(conn._conn)
-
-        result: _T = await conn._execute(run)  # type: ignore[no-untyped-call]
-        return result
+        return await self._calls.run(work, may_loop=may_loop)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows changed."""
@@ -219,11 +223,12 @@ class Database:
             finally:
                 cursor.close()
 
-        async with self._statement():
-            return await self._on_thread(work)
+        return await self._run(work, may_loop=not thread_only(sql))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
-        """Run one statement for each of `rows`; returns the number of rows changed."""
+        """Run one statement for each of `rows`; returns the number of rows changed.
+        Always on the thread: outside a transaction each row commits by itself, so the
+        batch cannot be cut off and run again."""
 
         def work(conn: sqlite3.Connection) -> int:
             cursor = conn.executemany(sql, rows)
@@ -232,8 +237,7 @@ class Database:
             finally:
                 cursor.close()
 
-        async with self._statement():
-            return await self._on_thread(work)
+        return await self._run(work, may_loop=False)
 
     async def insert(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """Run an INSERT; returns the new row id (None if nothing was inserted)."""
@@ -245,8 +249,7 @@ class Database:
             finally:
                 cursor.close()
 
-        async with self._statement():
-            return await self._on_thread(work)
+        return await self._run(work)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         def work(conn: sqlite3.Connection) -> Row | None:
@@ -257,8 +260,7 @@ class Database:
                 cursor.close()
             return tuple(row) if row is not None else None
 
-        async with self._statement():
-            return await self._on_thread(work)
+        return await self._run(work, may_loop=not thread_only(sql))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         def work(conn: sqlite3.Connection) -> list[Row]:
@@ -269,13 +271,11 @@ class Database:
                 cursor.close()
             return [tuple(r) for r in rows]
 
-        async with self._statement():
-            return await self._on_thread(work)
+        return await self._run(work, may_loop=not thread_only(sql))
 
     async def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
         """Run `statements` in order, all or none: in the caller's transaction, or else
-        in one of their own; returns each one's count of changed rows. On SQLite the
-        whole batch (with its BEGIN and COMMIT) is one trip to aiosqlite's thread."""
+        in one of their own, which on SQLite is one call (with its BEGIN and COMMIT)."""
 
         def run(conn: sqlite3.Connection) -> list[int]:
             counts = []
@@ -286,8 +286,7 @@ class Database:
             return counts
 
         if self._owns_tx():
-            async with self._statement():
-                return await self._on_thread(run)
+            return await self._run(run)
 
         def alone(conn: sqlite3.Connection) -> list[int]:
             conn.execute("BEGIN IMMEDIATE")
@@ -300,8 +299,7 @@ class Database:
                 raise
             return counts
 
-        async with self._statement():
-            return await self._on_thread(alone)
+        return await self._run(alone, may_loop=not any(thread_only(sql) for sql, _ in statements))
 
     async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
