@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -89,19 +89,29 @@ class Metrics:
         self._started = time.monotonic()
         self._last_event: dict[str, float] = {}
         self._gauges: list[tuple[str, Gauge, GaugeFn]] = []
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     # -- as things happen -------------------------------------------------------------
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # `labels()` validates and locks on every call; the label values here are few
+        # (platforms, outcomes), so each child is looked up once.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def attempt(self, platform: str, outcome: str, seconds: float) -> None:
         """One delivery attempt (`bot.delivery_actions.AttemptObserver`)."""
-        self.send_seconds.labels(platform).observe(seconds)
+        self._child(self.send_seconds, platform).observe(seconds)
         if outcome == "sent":
-            self.sends.labels(platform).inc()
+            self._child(self.sends, platform).inc()
         else:
-            self.send_failures.labels(platform, outcome).inc()
+            self._child(self.send_failures, platform, outcome).inc()
 
     def event_in(self, platform: str) -> None:
-        self.inbound.labels(platform).inc()
+        self._child(self.inbound, platform).inc()
         self._last_event[platform] = time.monotonic()
 
     def for_plugin(self, owner: str) -> PluginMetrics:
