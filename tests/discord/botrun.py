@@ -12,15 +12,13 @@ from typing import Any, ClassVar
 from bot.adapters.discord import DiscordAdapter
 from bot.app import App
 from bot.commanding import CommandCall
-from bot.core.clock import SystemClock
+from bot.core.clock import Clock
 from bot.core.commands import Flag, Kind, Param
 from bot.core.events import InboundEvent, MessageReceived
 from bot.core.messages import OutgoingMessage
 from bot.core.permissions import Level
 from bot.plugin import Plugin, command, on
 from bot.settings import RootSettings
-from bot.storage.core_schema import core_migrations
-from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.help import HelpPlugin
 from tests.discord.standin import StandIn
@@ -155,38 +153,50 @@ async def running_bot(
     *,
     expect_ready: bool = True,
     plugins: Sequence[type[Plugin]] = (),
+    own_process: bool = False,
     **options: Any,
 ) -> AsyncIterator[Running]:
     """The whole App with help, the probe and `plugins`, the Discord adapter built with
-    short timings; its state lives in the App's database file (opened here first)."""
+    short timings on the App's own database (one connection, as `samverkan run` has)."""
     assert settings.discord is not None
-    db = await open_database(settings.bot.database)
-    await core_migrations.upgrade(db)
-    adapter = DiscordAdapter(
-        settings.discord,
-        AdapterState(db, "discord"),
-        SystemClock(),
-        associations={a.id: a.name for a in settings.associations},
-        **{**FAST, **options},
-    )
+    discord_settings = settings.discord
+    built: list[DiscordAdapter] = []
+
+    def build(state: AdapterState, clock: Clock) -> DiscordAdapter:
+        adapter = DiscordAdapter(
+            discord_settings,
+            state,
+            clock,
+            associations={a.id: a.name for a in settings.associations},
+            **{**FAST, **options},
+        )
+        built.append(adapter)
+        return adapter
+
     app = App(
         settings,
         [HelpPlugin, Probe, *plugins],
-        adapters={"discord": adapter},
+        adapter_factories={"discord": build},
         delivery_backoff=0.1,
+        own_process=own_process,
     )
     task = asyncio.create_task(app.run())
     try:
         deadline = asyncio.get_running_loop().time() + 15
-        while expect_ready and not adapter._ready.is_set():
+        while expect_ready and not (built and built[0]._ready.is_set()):
             if task.done():
                 task.result()
                 raise AssertionError("the app stopped before Discord was ready")
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError("Discord adapter not ready")
             await asyncio.sleep(0.01)
+        while not built:  # not waiting for ready: until the App has built it
+            if task.done():
+                task.result()
+                raise AssertionError("the app stopped before building the Discord adapter")
+            await asyncio.sleep(0.01)
+        adapter = built[0]
         yield Running(app, adapter, options)
     finally:
         app.request_stop()
         await asyncio.wait_for(task, 20)
-        await db.close()
