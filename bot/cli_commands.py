@@ -119,9 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     settings, classes = loaded
     _start_logging(args, settings)
-    app = App(
-        settings, classes, allow_empty_database=args.allow_empty_database, own_process=True
-    )
+    app = App(settings, classes, allow_empty_database=args.allow_empty_database, own_process=True)
     try:
         asyncio.run(app.run())
     except DatabaseOpenError as err:

@@ -38,6 +38,7 @@ from typing import Final
 
 from bot.core.clock import Clock
 from bot.core.errors import PermanentSendError, TransientSendError
+from bot.core.messages import OutgoingMessage
 from bot.core.platform import Adapter
 from bot.core.refs import RoomRef
 from bot.delivery_actions import AttemptObserver, observed
@@ -143,11 +144,12 @@ class Delivery(DeliveryApi, DirectReplies):
         target: Target | None,
         payload: str | None,
         lane: str | None,
+        message: OutgoingMessage | None = None,
     ) -> bool:
         lane = lane or str(room)
         now = self._clock.now().timestamp()
         row = await self._outbox.insert(
-            key, lane, action, room, target, payload, now, now + self._lease
+            key, lane, action, room, target, payload, now, now + self._lease, message
         )
         if row is None:
             log.debug("delivery %s already known; not queued again", key)

@@ -46,18 +46,22 @@ async def observed(
             observer(room.platform, outcome, time.perf_counter() - began)
 
 
+def _message(row: Row) -> OutgoingMessage:
+    return row.message or OutgoingMessage.from_json(row.payload or "{}")
+
+
 async def perform(outbox: Outbox, adapter: Adapter, row: Row, room: RoomRef) -> str | None:
     """Carry out `row` through `adapter`; the platform message id to record, if any.
     Raises the adapter's send errors (transient while a target is not sent yet)."""
     token = token_for(row.key)
     action, payload = row.action, row.payload
     if action == "send":
-        message = await outbox.with_reply(OutgoingMessage.from_json(payload or "{}"))
+        message = await outbox.with_reply(_message(row))
         ref = await adapter.send(room, message, token)
         return ref.id
     target = await outbox.resolve(Target.decode(row.target or ""))
     if action == "edit":
-        await adapter.edit(target, OutgoingMessage.from_json(payload or "{}"), token)
+        await adapter.edit(target, _message(row), token)
         return target.id
     if action == "delete":
         await adapter.delete(target, token)
@@ -66,6 +70,6 @@ async def perform(outbox: Outbox, adapter: Adapter, row: Row, room: RoomRef) -> 
         reaction = await adapter.react(target, payload or "", token)
         return reaction.id if reaction else None
     if action == "close_poll":
-        ended = await adapter.close_poll(target, OutgoingMessage.from_json(payload or "{}"), token)
+        ended = await adapter.close_poll(target, _message(row), token)
         return ended.id if ended else None
     raise PermanentSendError(f"unknown delivery action {action!r}")

@@ -25,6 +25,7 @@ class DeliveryApi:
         target: Target | None,
         payload: str | None,
         lane: str | None,
+        message: OutgoingMessage | None = None,
     ) -> bool:
         raise NotImplementedError
 
@@ -59,7 +60,7 @@ class DeliveryApi:
         self, key: str, room: RoomRef, message: OutgoingMessage, *, lane: str | None = None
     ) -> bool:
         """Queue a post. Returns False if the key was already known (nothing queued)."""
-        return await self._submit(key, "send", room, None, message.to_json(), lane)
+        return await self._submit(key, "send", room, None, message.to_json(), lane, message)
 
     async def edit(
         self,
@@ -70,7 +71,7 @@ class DeliveryApi:
         *,
         lane: str | None = None,
     ) -> bool:
-        return await self._submit(key, "edit", room, target, message.to_json(), lane)
+        return await self._submit(key, "edit", room, target, message.to_json(), lane, message)
 
     async def delete(
         self, key: str, target: Target, room: RoomRef, *, lane: str | None = None
@@ -91,7 +92,7 @@ class DeliveryApi:
         *,
         lane: str | None = None,
     ) -> bool:
-        return await self._submit(key, "close_poll", room, target, message.to_json(), lane)
+        return await self._submit(key, "close_poll", room, target, message.to_json(), lane, message)
 
     # -- looking up ------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -46,6 +46,9 @@ class Row:
     created_at: float
     claimed_by: str | None
     claimed_until: float | None
+    # The message `payload` holds, as it was queued by this process (not read back):
+    # the lane need not decode what it was just given.
+    message: OutgoingMessage | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, raw: tuple[Any, ...]) -> Row:
@@ -127,8 +130,10 @@ class Outbox:
         payload: str | None,
         now: float,
         claimed_until: float,
+        message: OutgoingMessage | None = None,
     ) -> Row | None:
-        """Record a new post, claimed by this instance; None if the key is known."""
+        """Record a new post, claimed by this instance; None if the key is known.
+        `message`: what `payload` encodes, kept with the returned row."""
         values = (key, lane, action, str(room), target.encode() if target else None, payload)
         rowid = await self._db.insert(
             "INSERT INTO outbox (key, lane, action, room, target, payload, status, attempts,"
@@ -151,6 +156,7 @@ class Outbox:
             now,
             self.instance,
             claimed_until,
+            message,
         )
 
     async def insert_many(

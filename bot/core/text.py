@@ -63,12 +63,24 @@ def clean_event(event: E, limit: int) -> E:
     `limit` characters (the adapter's inbound limit; HTML gets twice that for its
     markup)."""
     changes: dict[str, Any] = {}
-    for field in dataclasses.fields(event):
-        value = getattr(event, field.name)
-        fresh = _clean_value(field.name, value, limit)
+    for name in _field_names(type(event)):
+        value = getattr(event, name)
+        fresh = _clean_value(name, value, limit)
         if fresh is not value:
-            changes[field.name] = fresh
+            changes[name] = fresh
     return dataclasses.replace(event, **changes) if changes else event
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    # `dataclasses.fields` builds its answer anew on every call; an event type's fields
+    # do not change.
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    return names
 
 
 def _clean_value(name: str, value: Any, limit: int) -> Any:
