@@ -174,3 +174,15 @@ async def test_checkpoints_keep_the_wal_small_and_writes_going(
     # page and more. With them it is reused from its start after each one.
     assert wal < writes * 4096 / 3
     assert await db.fetchval("PRAGMA wal_autocheckpoint") == 0
+
+
+async def test_transactions_alone_also_keep_the_wal_small(db: Database, tmp_path: Path) -> None:
+    writes = 10 * CHECKPOINT_EVERY
+    payload = "x" * 1000
+    for n in range(writes):
+        async with db.transaction():
+            await db.insert("INSERT INTO t (v) VALUES (?)", (f"{n}:{payload}",))
+        if n % 100 == 0:
+            await asyncio.sleep(0)
+    assert await db.fetchval("SELECT COUNT(*) FROM t") == writes
+    assert (tmp_path / "calls.db-wal").stat().st_size < writes * 4096 / 3

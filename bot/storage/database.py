@@ -195,7 +195,7 @@ class Database:
                         raise self.health.failed(exc) from exc
                     raise
                 if calls.raw.total_changes != before:
-                    self.health.wrote()
+                    calls.wrote()
                 callbacks, self._on_commit = self._on_commit, []
                 for callback in callbacks:
                     callback()

@@ -138,7 +138,7 @@ class Calls:
             self._deadline = 0.0
         self.on_loop += 1
         if raw.total_changes != before:
-            self._wrote()
+            self.wrote()
         return result
 
     async def _checked(self, work: Callable[[sqlite3.Connection], _T], *, wait: bool) -> _T:
@@ -150,7 +150,7 @@ class Calls:
                 raise self._health.failed(exc) from exc
             raise
         if self._raw.total_changes != before:
-            self._wrote()
+            self.wrote()
         return result
 
     async def thread(self, work: Callable[[sqlite3.Connection], _T], *, wait: bool) -> _T:
@@ -173,7 +173,9 @@ class Calls:
         result: _T = await self._conn._execute(run)  # type: ignore[no-untyped-call]
         return result
 
-    def _wrote(self) -> None:
+    def wrote(self) -> None:
+        """A write went through (a statement, or a transaction's commit): `health` hears
+        of it, and every CHECKPOINT_EVERY of them a checkpoint runs on the thread."""
         self._health.wrote()
         self._writes += 1
         if self._writes >= CHECKPOINT_EVERY and self._checkpoint is None:
