@@ -217,7 +217,8 @@ class Delivery(DeliveryApi, DirectReplies):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        # What is still pending goes to the next process at once, lease or not.
+        # What is still pending goes to the next process at once, lease or not (the
+        # outcomes written behind the lanes are written first: `release_own` reads them).
         try:
             await self._outbox.release_own()
         except Exception:
@@ -229,6 +230,8 @@ class Delivery(DeliveryApi, DirectReplies):
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
             return False
+        with contextlib.suppress(StorageUnavailable):
+            await self._outbox.flush()  # what the lanes did is in the database too
         return True
 
     def retry_now(self, platform: str) -> int:
@@ -439,11 +442,11 @@ class Delivery(DeliveryApi, DirectReplies):
         message_id: str | None,
         error: str | None,
     ) -> None:
+        # Written behind the lane (`Outbox.settle`): the next post need not wait for it.
         now = self._clock.now().timestamp()
-        if not await self._persist(
-            lambda: self._outbox.finish(rowid, status, message_id, error, now)
-        ):
-            self._lost(lane, rowid, key)
+        self._outbox.settle(
+            rowid, status, message_id, error, now, lambda: self._lost(lane, rowid, key)
+        )
         self._backing_off.pop(lane, None)
         fresh = self._fresh.get(lane)
         if fresh and fresh[0].id == rowid:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
@@ -24,6 +24,10 @@ PENDING: Final = "pending"
 SENT: Final = "sent"
 FAILED: Final = "failed"
 
+_FINISH: Final = (
+    "UPDATE outbox SET status = ?, message_id = ?, last_error = ?, payload = NULL,"
+    " done_at = ? WHERE id = ? AND claimed_by = ?"
+)
 _ROW_COLUMNS: Final = (
     "id, key, action, room, target, payload, attempts, next_attempt, created_at,"
     " claimed_by, claimed_until"
@@ -119,6 +123,17 @@ class Outbox:
     def __init__(self, db: Database, instance: str) -> None:
         self._db = db
         self.instance = instance
+
+    async def _caught_up(self) -> None:
+        # Outcomes are written behind the lanes (`settle`); whatever reads what they
+        # change writes them first, so this process never reads a post of its own as
+        # pending. Another process may be a few milliseconds behind.
+        if self._db.behind.busy:
+            await self._db.behind.flush()
+
+    async def flush(self) -> None:
+        """Write the outcomes not written yet (a stop; a test that reads the table)."""
+        await self._db.behind.flush()
 
     async def insert(
         self,
@@ -224,6 +239,7 @@ class Outbox:
         ]
 
     async def oldest(self, lane: str) -> Row | None:
+        await self._caught_up()
         raw = await self._db.fetchone(
             f"SELECT {_ROW_COLUMNS} FROM outbox WHERE lane = ? AND status = ? ORDER BY id LIMIT 1",
             (lane, PENDING),
@@ -233,6 +249,7 @@ class Outbox:
     async def claim(self, rowid: int, now: float, until: float) -> bool:
         """Claim a pending row for this instance until `until`, or renew our claim; False
         if it is no longer pending or another instance holds an unexpired claim."""
+        await self._caught_up()
         changed = await self._db.execute(
             "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ? AND status = ?"
             " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
@@ -243,6 +260,7 @@ class Outbox:
     async def release_own(self) -> int:
         """Give up this instance's claims on pending rows (a clean stop): the next
         process takes them at once."""
+        await self._caught_up()
         return await self._db.execute(
             "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
             " WHERE status = ? AND claimed_by = ?",
@@ -252,6 +270,7 @@ class Outbox:
     async def release_others(self) -> int:
         """Drop every other instance's claim on pending rows. Only for a process that
         holds the instance lock: it knows those instances are gone."""
+        await self._caught_up()
         return await self._db.execute(
             "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL"
             " WHERE status = ? AND claimed_by IS NOT NULL AND claimed_by <> ?",
@@ -259,6 +278,7 @@ class Outbox:
         )
 
     async def pending_lanes(self) -> list[str]:
+        await self._caught_up()
         rows = await self._db.fetchall(
             "SELECT DISTINCT lane FROM outbox WHERE status = ?", (PENDING,)
         )
@@ -289,22 +309,44 @@ class Outbox:
     async def finish(
         self, rowid: int, status: str, message_id: str | None, error: str | None, now: float
     ) -> bool:
-        """Record the outcome; False if this instance no longer holds the row."""
+        """Record the outcome now; False if this instance no longer holds the row."""
+        await self._caught_up()
         changed = await self._db.execute(
-            "UPDATE outbox SET status = ?, message_id = ?, last_error = ?, payload = NULL,"
-            " done_at = ? WHERE id = ? AND claimed_by = ?",
-            (status, message_id, error, now, rowid, self.instance),
+            _FINISH, (status, message_id, error, now, rowid, self.instance)
         )
         return changed > 0
+
+    def settle(
+        self,
+        rowid: int,
+        status: str,
+        message_id: str | None,
+        error: str | None,
+        now: float,
+        lost: Callable[[], None],
+    ) -> None:
+        """Record the outcome soon (`bot.storage.write_behind`): the lane need not wait.
+        Lost with the process, the row is attempted again by the next one with the same
+        token, which the platforms drop as a repeat. `lost` is called if this instance
+        no longer held the row when the outcome was written."""
+
+        def written(count: int) -> None:
+            if count == 0:
+                lost()
+
+        params = (status, message_id, error, now, rowid, self.instance)
+        self._db.behind.add([(_FINISH, params)], written)
 
     # -- looking up ------------------------------------------------------------------
 
     async def status(self, key: str) -> str | None:
+        await self._caught_up()
         value = await self._db.fetchval("SELECT status FROM outbox WHERE key = ?", (key,))
         return str(value) if value is not None else None
 
     async def statuses(self, keys: Sequence[str]) -> dict[str, str]:
         """`status` of many keys, a few hundred per statement; unknown keys left out."""
+        await self._caught_up()
         found: dict[str, str] = {}
         for part in _chunks(keys):
             marks = ", ".join("?" * len(part))
@@ -315,6 +357,7 @@ class Outbox:
         return found
 
     async def message_ref(self, key: str) -> MessageRef | None:
+        await self._caught_up()
         row = await self._db.fetchone(
             "SELECT room, message_id FROM outbox WHERE key = ? AND status = ?", (key, SENT)
         )
@@ -323,12 +366,14 @@ class Outbox:
         return MessageRef(RoomRef.parse(row[0]), str(row[1]))
 
     async def key_for(self, ref: MessageRef) -> str | None:
+        await self._caught_up()
         value = await self._db.fetchval(
             "SELECT key FROM outbox WHERE room = ? AND message_id = ?", (str(ref.room), ref.id)
         )
         return str(value) if value is not None else None
 
     async def health(self) -> list[LaneHealth]:
+        await self._caught_up()
         rows = await self._db.fetchall(
             "SELECT lane, COUNT(*), MAX(last_error) FROM outbox WHERE status = ? GROUP BY lane",
             (PENDING,),
@@ -337,6 +382,7 @@ class Outbox:
 
     async def pending_by_room(self) -> list[tuple[str, int, float]]:
         """(room, rows pending, the oldest one's creation time) for every room."""
+        await self._caught_up()
         rows = await self._db.fetchall(
             "SELECT room, COUNT(*), MIN(created_at) FROM outbox WHERE status = ? GROUP BY room",
             (PENDING,),
@@ -344,6 +390,7 @@ class Outbox:
         return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
 
     async def purge(self, before: datetime) -> int:
+        await self._caught_up()
         return await self._db.execute(
             "DELETE FROM outbox WHERE status <> ? AND done_at < ?", (PENDING, before.timestamp())
         )
@@ -352,6 +399,7 @@ class Outbox:
         """The message `target` names; transient while the post it names is pending."""
         if target.ref is not None:
             return target.ref
+        await self._caught_up()
         row = await self._db.fetchone(
             "SELECT room, message_id, status FROM outbox WHERE key = ?", (target.key,)
         )

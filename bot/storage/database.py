@@ -27,6 +27,7 @@ import aiosqlite
 from bot.storage.checks import DatabaseOpenError, check_before_open, os_reason, sqlite_reason
 from bot.storage.health import StorageHealth, StorageUnavailable, is_outage
 from bot.storage.sqlite_calls import Calls, thread_only
+from bot.storage.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class Database:
         # Where each statement runs (the loop or aiosqlite's thread), and the lock that
         # keeps a transaction's statements together against other tasks' statements.
         self._calls = Calls(conn, self.health)
+        self.behind = WriteBehind(self)
 
     @classmethod
     async def open(cls, path: str | Path, *, allow_empty: bool = False) -> Database:
@@ -147,8 +149,17 @@ class Database:
         return self._calls
 
     async def close(self) -> None:
+        await self.flush_behind()
         await self._calls.close()
         await self._conn.close()
+
+    async def flush_behind(self) -> None:
+        """Write what `behind` holds, if the database takes it now (else it is lost
+        with the process, as `bot.storage.write_behind` allows)."""
+        try:
+            await self.behind.flush()
+        except StorageUnavailable:
+            log.warning("closing with writes the database did not take (they are redone)")
 
     def _owns_tx(self) -> bool:
         return self._in_tx is not None and self._in_tx is asyncio.current_task()

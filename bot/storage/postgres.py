@@ -29,6 +29,7 @@ from bot.storage.database import Database, Row
 from bot.storage.health import StorageHealth
 from bot.storage.pg_sql import insert_table, translate
 from bot.storage.target import DatabaseUrl, parse_target
+from bot.storage.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class PostgresDatabase(Database):
         self._in_tx = None
         self._on_commit = []
         self.health = StorageHealth()
+        self.behind = WriteBehind(self)
         # Per table, its identity column (what `insert` returns), or None.
         self._identity: dict[str, str | None] = {}
 
@@ -118,6 +120,7 @@ class PostgresDatabase(Database):
         return cls(conn, target)
 
     async def close(self) -> None:
+        await self.flush_behind()
         conn, self._pg = self._pg, None
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(*_OUTAGES):

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import discord
 
@@ -152,6 +152,10 @@ class Inbound:
         self.host: AdapterHost | None = None
         self._queues: dict[int, asyncio.Queue[_Item]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
+        # Held while an item of the channel is handled, by its worker or (`take`) by the
+        # task that brought a message to an idle channel.
+        self._turns: dict[int, asyncio.Lock] = {}
+        self._inline: set[asyncio.Task[Any]] = set()
         self._last: dict[int, int | None] = {}
         self._known: set[int] = set()
         self._needs_catch_up: set[int] = set()
@@ -161,11 +165,11 @@ class Inbound:
         self.caught_up = 0
         self._closed = False  # stopping: no new messages are taken
         self._finishing = False  # stopping: workers end after the item in hand
-        # Handled, but the mark that says so could not be written yet: not handed over
-        # again when the item is retried.
+        # Events handled whose seen mark could not be written yet: not handed over again
+        # when the item is retried.
         self._unmarked: set[str] = set()
-        # Channels whose position this process wrote, in one commit with the seen mark
-        # of the message it names: a later message there cannot be marked already.
+        # Channels whose position this process moved: a later message there cannot have
+        # been handled (and seen) before.
         self._marked: set[int] = set()
 
     async def load(self, configured: list[int]) -> None:
@@ -186,6 +190,7 @@ class Inbound:
         queue = self._queues.get(channel_id)
         if queue is None:
             queue = self._queues[channel_id] = asyncio.Queue()
+            self._turns[channel_id] = asyncio.Lock()
             self._workers[channel_id] = asyncio.create_task(
                 self._work(channel_id, queue), name=f"discord-inbound:{channel_id}"
             )
@@ -232,12 +237,28 @@ class Inbound:
         for channel_id in sorted(self._needs_catch_up):
             self._queue(channel_id).put_nowait(_Item("catchup"))
 
-    def message(self, message: discord.Message) -> None:
+    async def take(self, message: discord.Message) -> None:
+        """`message`, handled in the calling task (discord.py's, one per event) when its
+        channel is idle, which saves a turn of the channel's worker; queued behind what
+        the channel has in hand otherwise. Either way in the order they came."""
         if self._closed:
             return  # stopping: read from the channel's history at the next start
         if self._is_own(message) or not is_words(message):
             return  # our own echo (half the messages a busy bridge sees) needs no turn
-        self._queue(message.channel.id).put_nowait(_Item("message", message=message))
+        channel_id = message.channel.id
+        queue = self._queue(channel_id)
+        turn = self._turns[channel_id]
+        if turn.locked() or not queue.empty():
+            queue.put_nowait(_Item("message", message=message))
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._inline.add(task)
+        try:
+            async with turn:  # free: taken at once, before any other task runs
+                await self._run(channel_id, _Item("message", message=message))
+        finally:
+            self._inline.discard(task)
 
     def event(self, channel_id: int, event: InboundEvent, seen_key: str | None = None) -> None:
         self._queue(channel_id).put_nowait(_Item("event", event=event, seen_key=seen_key))
@@ -248,6 +269,8 @@ class Inbound:
             async with asyncio.timeout(timeout):
                 for queue in list(self._queues.values()):
                     await queue.join()
+                if self._inline:
+                    await asyncio.wait(set(self._inline))
 
     async def finish(self, timeout: float) -> None:
         """Take no new messages, handle what is queued within `timeout`, then let each
@@ -273,27 +296,33 @@ class Inbound:
     # -- handling -----------------------------------------------------------------------
 
     async def _work(self, channel_id: int, queue: asyncio.Queue[_Item]) -> None:
+        turn = self._turns[channel_id]
         while not self._finishing:
             item = await queue.get()
             if item.kind == "stop":
                 queue.task_done()
                 return
             try:
-                while True:
-                    try:
-                        await self._item(channel_id, item)
-                        break
-                    except StorageUnavailable:
-                        # Logged once by the database; the channel waits, in order.
-                        if self._finishing:
-                            break  # stopping: read from history at the next start
-                        await asyncio.sleep(STORAGE_RETRY)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("inbound %s in channel %s failed", item.kind, channel_id)
+                async with turn:
+                    await self._run(channel_id, item)
             finally:
                 queue.task_done()
+
+    async def _run(self, channel_id: int, item: _Item) -> None:
+        try:
+            while True:
+                try:
+                    await self._item(channel_id, item)
+                    return
+                except StorageUnavailable:
+                    # Logged once by the database; the channel waits, in order.
+                    if self._finishing:
+                        return  # stopping: read from history at the next start
+                    await asyncio.sleep(STORAGE_RETRY)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("inbound %s in channel %s failed", item.kind, channel_id)
 
     async def _item(self, channel_id: int, item: _Item) -> None:
         if item.kind == "adopt" and item.parent is not None:
@@ -336,20 +365,20 @@ class Inbound:
         event = message_event(message, self.parents.get(channel_id))
         if channel_id not in self._marked and await self._state.seen(event.event_id):
             return
-        if event.event_id not in self._unmarked:
-            try:
-                await self.host.handle(event)
-            except StorageUnavailable:
-                raise  # not handled: the worker tries it again, the last id stays
-            except Exception:
-                log.exception("handling message %s failed", message.id)
-            self.handled += 1
-        # Only now is it handled: a crash before this line sees it again after restart.
-        self._unmarked.add(event.event_id)
-        await self._state.mark_handled(
-            event.event_id, self._clock.now(), f"last:{channel_id}", str(message.id)
-        )
-        self._unmarked.discard(event.event_id)
+        try:
+            await self.host.handle(event)
+        except StorageUnavailable:
+            raise  # not handled: the worker tries it again, the last id stays
+        except Exception:
+            log.exception("handling message %s failed", message.id)
+        self.handled += 1
+        # Only now is it handled: the channel's position moves past it, written within a
+        # few ms behind this worker. A crash before then sees it again after restart, and
+        # what its handling queued is known by its delivery keys. The position alone
+        # says what was handled (a channel's messages are handled in the order of their
+        # ids); the seen row of each message, written until 2026-12, is looked up still
+        # for the first message of a channel after a start.
+        self._state.set_soon(f"last:{channel_id}", str(message.id))
         self._last[channel_id] = message.id
         self._marked.add(channel_id)
         if channel_id not in self._known:

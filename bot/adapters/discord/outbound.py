@@ -46,6 +46,7 @@ from bot.core.messages import Attachment, OutgoingMessage
 from bot.core.refs import MessageRef, RoomRef
 
 log = logging.getLogger(__name__)
+_NO_MENTIONS: Final = discord.AllowedMentions.none()  # read, never changed
 
 MESSAGE_LIMIT: Final = 2000
 UPLOAD_LIMIT: Final = 10 * 1024 * 1024  # what every guild allows
@@ -230,7 +231,7 @@ class Outbound:
             is_last = i == count - 1
             kwargs: dict[str, Any] = {
                 "nonce": part_nonce(token, i),
-                "allowed_mentions": discord.AllowedMentions.none(),
+                "allowed_mentions": _NO_MENTIONS,
                 "mention_author": False,
             }
             if i == 0 and reference is not None:

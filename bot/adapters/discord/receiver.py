@@ -120,9 +120,10 @@ class Receiver:
         return room, ref_of(room, thread, message_id)
 
     async def message(self, message: discord.Message) -> None:
-        self._inbound.message(message)
+        # First: a command in this very message is checked against the roles it carries.
         if isinstance(message.author, discord.Member) and message.guild is not None:
             self._roles.remember(message.guild.id, message.author)
+        await self._inbound.take(message)
 
     async def message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         message = payload.message

@@ -1,0 +1,112 @@
+"""Writes behind their callers (bot.storage.write_behind): gathered into one commit,
+read back by their own process as written, and kept through a full disk until it takes
+them. The full-disk test needs root (a small tmpfs), as CI has."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.core.refs import RoomRef
+from bot.outbox import SENT, Outbox
+from bot.storage import write_behind
+from bot.storage.core_schema import core_migrations
+from bot.storage.database import Database
+from bot.storage.health import StorageUnavailable
+from bot.storage.state import AdapterState
+from tests.bridge.test_bridge_full_disk import fill, tmpfs
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(tmp_path / "behind.db")
+    await core_migrations.upgrade(database)
+    yield database
+    await database.close()
+
+
+async def stored(db: Database, key: str) -> str | None:
+    # Straight from the table, as another process would read it.
+    value = await db.fetchval(
+        "SELECT value FROM adapter_state WHERE platform = 'discord' AND key = ?", (key,)
+    )
+    return None if value is None else str(value)
+
+
+async def test_positions_are_written_together_soon_after(db: Database) -> None:
+    state = AdapterState(db, "discord")
+    commits_before = db.calls.on_loop  # statements run on the loop so far
+    for n in range(50):
+        state.set_soon(f"last:{n % 5}", str(n))
+    assert await stored(db, "last:0") is None  # not yet: behind the caller
+    for _ in range(100):
+        await asyncio.sleep(write_behind.DELAY)
+        if not db.behind.busy:
+            break
+    assert [await stored(db, f"last:{c}") for c in range(5)] == ["45", "46", "47", "48", "49"]
+    # Six reads above, and the fifty positions in one batch (one commit).
+    assert db.calls.on_loop - commits_before == 6 + 1
+
+
+async def test_this_process_reads_what_it_wrote_behind(db: Database) -> None:
+    state = AdapterState(db, "discord")
+    state.set_soon("last:7", "70")
+    assert await state.get("last:7") == "70"  # the read writes what is behind first
+    state.set_soon("last:7", "71")
+    await state.set("last:7", "72")  # and so does a write of the same key: order kept
+    await asyncio.sleep(3 * write_behind.DELAY)
+    assert await stored(db, "last:7") == "72"
+
+
+async def test_an_outcome_settled_behind_is_read_as_sent(db: Database) -> None:
+    outbox = Outbox(db, "me")
+    room = RoomRef.parse("discord:1")
+    row = await outbox.insert("k1", "discord:1", "send", room, None, "{}", 1.0, 99.0)
+    assert row is not None
+    lost: list[int] = []
+    outbox.settle(row.id, SENT, "555", None, 2.0, lambda: lost.append(row.id))
+    ref = await outbox.message_ref("k1")
+    assert ref is not None and ref.id == "555"
+    assert await outbox.status("k1") == SENT
+    assert await outbox.pending_lanes() == []
+    # Settled for a row another instance holds now: the owner hears it was lost.
+    row2 = await outbox.insert("k2", "discord:1", "send", room, None, "{}", 1.0, 99.0)
+    assert row2 is not None
+    await db.execute("UPDATE outbox SET claimed_by = 'other' WHERE id = ?", (row2.id,))
+    outbox.settle(row2.id, SENT, "556", None, 2.0, lambda: lost.append(row2.id))
+    await outbox.flush()
+    assert lost == [row2.id]
+
+
+async def test_writes_behind_wait_out_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(write_behind, "STORAGE_RETRY", 0.05)
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        db = await Database.open(disk / "behind.db")
+        try:
+            await core_migrations.upgrade(db)
+            state = AdapterState(db, "discord")
+            ballast = disk / "ballast"
+            fill(ballast)
+            for n in range(200):  # more than the free pages SQLite had left
+                state.set_soon(f"last:{n}", "x" * 200)
+            await asyncio.sleep(10 * write_behind.DELAY)
+            assert db.behind.busy  # kept, not dropped
+            assert not db.health.writable
+            with pytest.raises(StorageUnavailable):
+                await db.behind.flush()
+            ballast.unlink()
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                if not db.behind.busy:
+                    break
+            assert not db.behind.busy
+            assert db.health.writable
+            assert await stored(db, "last:0") == "x" * 200
+            assert await stored(db, "last:199") == "x" * 200
+        finally:
+            await db.close()
