@@ -196,13 +196,17 @@ class PostgresDatabase(Database):
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         """Run one statement for each of `rows`; returns the number of rows changed."""
-        query = translate(sql)
-        total = 0
+        batch = [tuple(params) for params in rows]
+        if not batch:
+            return 0
+        # One pipelined batch and one commit (asyncpg's own, all or none), not a round
+        # trip and a commit per row: arming 100,000 reminders took 30 s that way. Every
+        # caller's statement is an INSERT, UPDATE or DELETE, so `RETURNING 1` gives a
+        # row for each one changed, where asyncpg's executemany would give no count.
+        query = f"{translate(sql)} RETURNING 1"
         async with self._statement():
-            conn = await self._connection()
-            for params in rows:
-                total += max(_count(await conn.execute(query, *params)), 0)
-        return total
+            changed = await (await self._connection()).fetchmany(query, batch)
+        return len(changed)
 
     async def insert(self, sql: str, params: Sequence[Any] = ()) -> int | None:
         """Run an INSERT; returns the new row's id: its identity column (`INTEGER

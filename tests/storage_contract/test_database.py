@@ -142,6 +142,26 @@ async def test_execute_all_commits_together_or_not_at_all(db: Database) -> None:
     assert await state.seen("m1") and await state.get("last:1") == "10"
 
 
+async def test_executemany_counts_the_rows_it_changed(db: Database) -> None:
+    await _demo(db)
+    # A generator, as callers pass; an upsert that leaves a row alone changes nothing.
+    insert = "INSERT INTO demo (id, n) VALUES (?, ?) ON CONFLICT DO NOTHING"
+    assert await db.executemany(insert, ((i, i) for i in range(1, 301))) == 300
+    assert await db.executemany(insert, [(300, 0), (301, 301)]) == 1
+    upsert = (
+        "INSERT INTO demo (id, n) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = excluded.n"
+        " WHERE demo.n < excluded.n"
+    )
+    assert await db.executemany(upsert, [(1, 0), (2, 99), (302, 1)]) == 2
+    assert await db.executemany("UPDATE demo SET flag = 1 WHERE id = ?", [(1,), (999,)]) == 1
+    assert await db.executemany("DELETE FROM demo WHERE id = ?", []) == 0
+    assert await db.fetchval("SELECT COUNT(*) FROM demo") == 302
+    assert await db.fetchval("SELECT n FROM demo WHERE id = 2") == 99
+    async with db.transaction():
+        assert await db.executemany("DELETE FROM demo WHERE id > ?", [(300,), (301,)]) == 2
+    assert await db.fetchval("SELECT COUNT(*) FROM demo") == 300
+
+
 async def test_outbox_claims_are_exclusive(db: Database) -> None:
     mine, theirs = Outbox(db, "one"), Outbox(db, "two")
     room = RoomRef("console", "falun")
