@@ -149,6 +149,9 @@ class PluginScheduler:
     async def pending(self, prefix: str = "") -> list[tuple[str, datetime]]:
         return await self._scheduler.pending(prefix)
 
+    async def count_pending(self, prefix: str = "") -> int:
+        return await self._scheduler.count_pending(prefix)
+
 
 OrganiserCheck = Callable[[UserRef, RoomRef], Awaitable[bool]]
 MemberRooms = Callable[[UserRef], Awaitable[list[RoomRef]]]

@@ -260,6 +260,15 @@ class Scheduler:
         )
         return [(str(k), datetime.fromtimestamp(float(d), UTC)) for k, d in rows]
 
+    async def count_pending(self, prefix: str = "") -> int:
+        """How many rows `pending` would list, counted by the database (a metric's
+        scrape, where a national calendar has 100,000)."""
+        value = await self._db.fetchval(
+            "SELECT COUNT(*) FROM schedule WHERE status = ? AND key LIKE ? ESCAPE '\\'",
+            (PENDING, like_prefix(prefix)),
+        )
+        return int(value or 0)
+
     async def status(self, key: str) -> str | None:
         value = await self._db.fetchval("SELECT status FROM schedule WHERE key = ?", (key,))
         return str(value) if value is not None else None

@@ -41,6 +41,7 @@ class APSchedulerWaker:
             if self._scheduler.get_job("wake"):
                 self._scheduler.remove_job("wake")
             return
+
         async def wake() -> None:
             # The callback runs as a task of its own, so that the job is over at once:
             # a wake-up armed while an earlier one still runs (a long batch of reminders

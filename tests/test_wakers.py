@@ -21,12 +21,11 @@ async def test_a_wake_up_armed_during_a_run_is_not_skipped(
     waker = APSchedulerWaker()
     release = asyncio.Event()
     started: list[int] = []
-    both = asyncio.Event()
+    first, both = asyncio.Event(), asyncio.Event()
 
     async def callback() -> None:
         started.append(len(started))
-        if len(started) == 2:
-            both.set()
+        (first if len(started) == 1 else both).set()
         await release.wait()
 
     caplog.set_level(logging.WARNING)
@@ -34,8 +33,7 @@ async def test_a_wake_up_armed_during_a_run_is_not_skipped(
         past = datetime.now(UTC) - timedelta(seconds=1)
         waker.arm(past, callback)
         async with asyncio.timeout(10):
-            while not started:
-                await asyncio.sleep(0.01)
+            await first.wait()
         waker.arm(past, callback)  # the first run still holds on
         async with asyncio.timeout(10):
             await both.wait()

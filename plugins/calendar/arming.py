@@ -35,6 +35,9 @@ YES_EMOJI = "👍"
 NO_EMOJI = "👎"
 # Rows per statement when arming: each chunk's await lets the event loop breathe.
 _CHUNK = 5000
+# Part of `Reminders.spec`: raised when the way a reminder's key or time is worked out
+# changes, so that the first start of the new code arms every event again.
+_SPEC_VERSION = 1
 
 Post = tuple[str, RoomRef, OutgoingMessage]
 
@@ -80,6 +83,13 @@ class Reminders:
         self.offsets = offsets
         self.all_day_time = all_day_time
         self._labels = [offset_label(offset) for offset in offsets]
+
+    @property
+    def spec(self) -> str:
+        """What decides every reminder's key and time besides the event: stored once
+        every event is armed for it, so that a start with the same one can skip that."""
+        offsets = ",".join(self._labels)
+        return f"{_SPEC_VERSION}|{self.fmt.tz.key}|{self.all_day_time.isoformat()}|{offsets}"
 
     def rooms(self, o: Occurrence) -> list[RoomRef]:
         return self.ctx.associations.rooms_for(o.associations)

@@ -26,4 +26,5 @@ migrations.keep(
     ),
     Lifetime("calendar_feeds", "each calendar feed's fetch state", None),
     Lifetime("calendar_left_out", "a digest of the events a feed could not give", None),
+    Lifetime("calendar_armed", "the reminder offsets and zone last armed for", None),
 )

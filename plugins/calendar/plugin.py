@@ -87,6 +87,7 @@ class CalendarPlugin(Plugin):
         self.answers = Answers(self.store, ctx.delivery, ctx.people, ctx.clock)
         self._unlisten: Callable[[], None] | None = None
         self.feeds: FeedRefresher | None = None
+        self._rearm = True  # until the stored spec says the reminders are armed for these
 
     async def on_start(self) -> None:
         # Answers are kept per person: when accounts are linked, theirs merge.
@@ -95,12 +96,16 @@ class CalendarPlugin(Plugin):
             self.ctx, self.settings, self.store, self.reminders, self.ctx.fetcher
         )
         await self.feeds.prepare()
-        # Reminders of offsets no longer configured must not fire.
-        wanted = {offset_label(o) for o in self.settings.reminders}
-        pending = await self.ctx.scheduler.pending(JOB_PREFIX)
-        await self.ctx.scheduler.cancel_many(
-            [key for key, _due in pending if key.rsplit(":", 1)[1] not in wanted]
-        )
+        # Reminders of offsets no longer configured must not fire. With the settings the
+        # reminders were last armed for, there are none (and a national calendar's
+        # 100,000 rows need not be read).
+        self._rearm = await self.store.armed_for() != self.reminders.spec
+        if self._rearm:
+            wanted = {offset_label(o) for o in self.settings.reminders}
+            pending = await self.ctx.scheduler.pending(JOB_PREFIX)
+            await self.ctx.scheduler.cancel_many(
+                [key for key, _due in pending if key.rsplit(":", 1)[1] not in wanted]
+            )
         # Reminders due at one instant are posted together (one transaction for all).
         self.ctx.scheduler.batch("reminder", self.reminder_batch)
         # A refresh missed while down is not worth a report, nor a late run: start its
@@ -116,7 +121,7 @@ class CalendarPlugin(Plugin):
         await self.ctx.scheduler.every("digest", self.settings.digest, "digest")
 
         async def armed() -> int:
-            return len(await self.ctx.scheduler.pending(JOB_PREFIX))
+            return await self.ctx.scheduler.count_pending(JOB_PREFIX)
 
         metrics = self.ctx.metrics
         metrics.gauge("calendar_reminders_armed", "Reminders waiting for their time", armed)
@@ -128,9 +133,14 @@ class CalendarPlugin(Plugin):
         assert self.feeds is not None
         await self.feeds.forget_removed_feeds()
         now = self.ctx.clock.now()
-        # Offsets may have changed since the last run: arm what is still ahead.
-        manual = await self.store.load_source(MANUAL, now)
-        await self.reminders.arm_many([o for o in manual if not o.cancelled], now)
+        if self._rearm:
+            # Offsets (or the zone) changed since the last run: arm what is still ahead.
+            # Otherwise every event is armed already: `event add` stores and arms it in
+            # one transaction, as a feed's refresh does.
+            manual = await self.store.load_source(MANUAL, now)
+            await self.reminders.arm_many([o for o in manual if not o.cancelled], now)
+            await self.store.save_armed_for(self.reminders.spec)
+            self._rearm = False
         await self.refresh_feeds()
 
     async def on_stop(self) -> None:

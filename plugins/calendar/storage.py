@@ -79,6 +79,13 @@ async def _left_out(db: Database) -> None:
     await db.execute("CREATE TABLE calendar_left_out (feed TEXT PRIMARY KEY, digest TEXT NOT NULL)")
 
 
+@migrations.step(4)
+async def _armed_for(db: Database) -> None:
+    # What the stored reminders were armed for (offsets, zone, all-day time): a start
+    # with the same settings need not arm every event again.
+    await db.execute("CREATE TABLE calendar_armed (id INTEGER PRIMARY KEY, spec TEXT NOT NULL)")
+
+
 _COLUMNS = (
     "id, source, uid, occ, start_at, end_at, all_day, title, location, excerpt, url,"
     " associations, single, cancelled"
@@ -253,6 +260,17 @@ class Store:
             "INSERT INTO calendar_left_out (feed, digest) VALUES (?, ?)"
             " ON CONFLICT (feed) DO UPDATE SET digest = excluded.digest",
             (feed, digest),
+        )
+
+    async def armed_for(self) -> str | None:
+        value = await self.db.fetchval("SELECT spec FROM calendar_armed WHERE id = 1")
+        return str(value) if value is not None else None
+
+    async def save_armed_for(self, spec: str) -> None:
+        await self.db.execute(
+            "INSERT INTO calendar_armed (id, spec) VALUES (1, ?)"
+            " ON CONFLICT (id) DO UPDATE SET spec = excluded.spec",
+            (spec,),
         )
 
     async def update(self, rowid: int, o: Occurrence) -> None:

@@ -303,3 +303,42 @@ async def test_settings_changes_take_effect_at_restart(tmp_path: Path, db_target
         assert "Möte" in listing and "Styrelsemöte" not in listing
     finally:
         await bot.stop()
+
+
+async def test_a_start_with_the_same_settings_arms_nothing_again(
+    tmp_path: Path, db_target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plugins.calendar.arming import Reminders
+
+    settings = make_settings(tmp_path, database=db_target)
+    clock = FakeClock(START)
+    bot = await Bot(settings, clock).start()
+    await bot.say("falun", "anna", '!händelse ny "Möte" "2026-12-20 18:00"')
+    armed = await bot.pending()
+    assert len(armed) == 3
+    await bot.stop()
+
+    # Every event is armed for these offsets already: the start reads none of them.
+    calls: list[int] = []
+    real = Reminders.arm_many
+
+    async def counting(self: Reminders, items: list[object], now: datetime) -> int:
+        calls.append(len(items))
+        return await real(self, items, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Reminders, "arm_many", counting)
+    await bot.start()
+    assert calls == [] and await bot.pending() == armed
+    # A database whose reminders were stored but never armed for this code (an older
+    # version's, or rows written by hand): the start arms them all.
+    await bot.running.db.execute("DELETE FROM calendar_armed")
+    await bot.running.db.execute("DELETE FROM schedule WHERE key LIKE 'calendar:reminder:%'")
+    await bot.stop()
+    await bot.start()
+    try:
+        assert calls == [1] and await bot.pending() == armed
+        await bot.advance_to(datetime(2026, 12, 20, 16, tzinfo=UTC))  # the hour before
+        posted = [t for t in bot.texts("falun") if t.startswith("📅 Påminnelse: Möte")]
+        assert len(posted) == 3
+    finally:
+        await bot.stop()
