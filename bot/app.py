@@ -251,13 +251,18 @@ class App:
         self.starter = AdapterStarter(
             self.adapters, lambda a: AppHost(self, a), self.delivery, self._stop, self.request_stop
         )
-        await self.starter.start_all()
+        self.starter.spawn_all()
         self.scheduler.register("core", "housekeeping", self._housekeeping)
         await self.scheduler.every(
             "core", "housekeeping", HOUSEKEEPING_CRON, "housekeeping", grace=timedelta(days=3650)
         )
+        # The outbox and the due jobs resume while the platforms connect: each platform's
+        # posts wait for its adapter (delivery holds them), and one that catches up a
+        # long outage (a standby taking over a busy Matrix account: 9 s) keeps none of
+        # the others' posts back.
         await self.delivery.start()
         await self.scheduler.start()
+        await self.starter.first_tries()
         for plugin in self.plugins:
             try:
                 await plugin.on_ready()

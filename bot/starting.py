@@ -56,14 +56,18 @@ class AdapterStarter:
     def started(self, name: str) -> bool:
         return self._started[name].is_set()
 
-    async def start_all(self, first_try_wait: float = FIRST_TRY_WAIT) -> None:
-        """Start every adapter in the background; return once each has tried once (or
-        after `first_try_wait`). Raises what stopped the bot, if it already did."""
+    def spawn_all(self) -> None:
+        """Start every adapter in the background; delivery holds each platform's posts
+        until its adapter has started."""
         for name, adapter in self._adapters.items():
             self._delivery.hold(adapter.platform)
             self._tasks[name] = asyncio.create_task(
                 self._start(name, adapter), name=f"start:{name}"
             )
+
+    async def first_tries(self, first_try_wait: float = FIRST_TRY_WAIT) -> None:
+        """Return once each adapter has tried once (or after `first_try_wait`). Raises
+        what stopped the bot, if it already did."""
         tries = [asyncio.ensure_future(e.wait()) for e in self._tried.values()]
         if tries:
             _, pending = await asyncio.wait(tries, timeout=first_try_wait)
