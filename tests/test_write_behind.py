@@ -53,12 +53,34 @@ async def test_positions_are_written_together_soon_after(db: Database) -> None:
 
 async def test_this_process_reads_what_it_wrote_behind(db: Database) -> None:
     state = AdapterState(db, "discord")
+    await state.set("last:1", "10")
     state.set_soon("last:7", "70")
-    assert await state.get("last:7") == "70"  # the read writes what is behind first
     state.set_soon("last:7", "71")
-    await state.set("last:7", "72")  # and so does a write of the same key: order kept
+    # Read from what is queued, and a read of another key waits for no write: the
+    # queued values are still only queued after both reads.
+    assert await state.get("last:7") == "71"
+    assert await state.get("last:1") == "10"
+    assert await stored(db, "last:7") is None
+    await state.set("last:1", "11")  # a durable write of a key not queued: at once
+    assert await stored(db, "last:1") == "11" and await stored(db, "last:7") is None
+    await state.set("last:7", "72")  # a write of a queued key goes after it: order kept
     await asyncio.sleep(3 * write_behind.DELAY)
-    assert await stored(db, "last:7") == "72"
+    assert await stored(db, "last:7") == "72" and await state.get("last:7") == "72"
+    # Reads of many keys, and deletions, go after every queued value.
+    state.set_soon("last:8", "80")
+    assert await state.with_prefix("last:") == {"last:1": "11", "last:7": "72", "last:8": "80"}
+    state.set_soon("last:9", "90")
+    await state.delete(["last:9"])
+    await asyncio.sleep(3 * write_behind.DELAY)
+    assert await stored(db, "last:9") is None and await state.get("last:9") is None
+    # Two values of one key queued around a write: the later one is read and stored.
+    state.set_soon("last:5", "50")
+    writing = asyncio.ensure_future(db.flush_behind())
+    state.set_soon("last:5", "51")
+    await writing
+    assert await state.get("last:5") == "51"
+    await db.flush_behind()
+    assert await stored(db, "last:5") == "51"
 
 
 async def test_an_outcome_settled_behind_is_read_as_sent(db: Database) -> None:
@@ -108,5 +130,37 @@ async def test_writes_behind_wait_out_a_full_disk(
             assert db.health.writable
             assert await stored(db, "last:0") == "x" * 200
             assert await stored(db, "last:199") == "x" * 200
+        finally:
+            await db.close()
+
+
+async def test_a_flush_in_an_outage_writes_once_the_database_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer sleeps long between tries; a flush (a stopping instance releasing its
+    # claims for a standby) does not wait for it, nor gives up while the disk has room.
+    monkeypatch.setattr(write_behind, "STORAGE_RETRY", 3600.0)
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        db = await Database.open(disk / "behind.db")
+        try:
+            await core_migrations.upgrade(db)
+            state = AdapterState(db, "discord")
+            ballast = disk / "ballast"
+            fill(ballast)
+            for n in range(200):
+                state.set_soon(f"last:{n}", "y" * 200)
+            for _ in range(1000):  # the writer's first try, a moment after
+                await asyncio.sleep(write_behind.DELAY)
+                if not db.health.writable:
+                    break
+            assert not db.health.writable
+            with pytest.raises(StorageUnavailable):
+                await db.behind.flush()  # still full: tried, and still queued
+            assert db.behind.busy
+            ballast.unlink()
+            async with asyncio.timeout(30):
+                await db.behind.flush()
+            assert await stored(db, "last:199") == "y" * 200
+            assert await state.get("last:0") == "y" * 200
         finally:
             await db.close()

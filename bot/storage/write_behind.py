@@ -20,6 +20,7 @@ process never reads its own past; another (a CLI `health`) may be `DELAY` behind
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
@@ -48,6 +49,8 @@ class WriteBehind:
         self._timer: asyncio.TimerHandle | None = None
         self._writing: asyncio.Task[None] | None = None
         self._outage: StorageUnavailable | None = None  # while the writer waits to retry
+        self._order = asyncio.Lock()  # one batch at a time, in the order taken
+        self._retry = asyncio.Event()
 
     @property
     def busy(self) -> bool:
@@ -75,24 +78,30 @@ class WriteBehind:
                 try:
                     await self._write_once()
                 except StorageUnavailable as exc:
-                    # Logged once by the database; kept, and tried again.
+                    # Logged once by the database; kept, and tried again (sooner if a
+                    # flush finds the database back).
                     self._outage = exc
-                    await asyncio.sleep(STORAGE_RETRY)
+                    self._retry.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._retry.wait(), STORAGE_RETRY)
                     self._outage = None
         finally:
             self._writing = None
             self._outage = None
 
     async def _write_once(self) -> None:
-        batch, self._queued = self._queued, []
-        try:
-            counts = await self._db.execute_all([(sql, params) for sql, params, _ in batch])
-        except StorageUnavailable:
-            self._queued[:0] = batch  # in order, before what came meanwhile
-            raise
-        except Exception:
-            log.exception("%d queued write(s) failed and are dropped", len(batch))
-            return
+        async with self._order:
+            batch, self._queued = self._queued, []
+            if not batch:
+                return
+            try:
+                counts = await self._db.execute_all([(sql, params) for sql, params, _ in batch])
+            except StorageUnavailable:
+                self._queued[:0] = batch  # in order, before what came meanwhile
+                raise
+            except Exception:
+                log.exception("%d queued write(s) failed and are dropped", len(batch))
+                return
         for (_, _, done), count in zip(batch, counts, strict=True):
             if done is not None:
                 done(count)
@@ -103,7 +112,17 @@ class WriteBehind:
         queued). Inside the caller's transaction nothing is written: a rollback would
         take it back after its owner was told it is written."""
         if self._outage is not None:
-            raise StorageUnavailable(str(self._outage))
+            # The writer waits out an outage; the database may be back before it is
+            # (PostgreSQL connects again at the next statement). Tried once now, as
+            # the caller's own statement would be: a caller that stops (releasing its
+            # claims for a standby) must not give up on a database that takes writes
+            # again. The writer sleeps meanwhile; `_order` keeps the batches in turn.
+            if self._db.in_transaction():
+                raise StorageUnavailable(str(self._outage))
+            await self._write_once()
+            self._outage = None
+            self._retry.set()  # the writer: nothing left to wait for
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

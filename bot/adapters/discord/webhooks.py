@@ -171,11 +171,14 @@ class Webhooks:
                     body["avatar_url"] = avatar_url
                 last = i == len(parts) - 1
                 done = await self._execute(channel_id, hook, body, uploads if last else [], thread)
-                await self._posted(where, done)
-                # Kept after `post` returns, the last part's too: the delivery records
-                # the id only then, and a kill in between retries with this token. A
-                # crash before this line finds the post in the history after the marker.
-                await self._state.set(key, f"sent:{done}")
+                # Both written behind (`AdapterState.set_soon`), in order and before the
+                # delivery's own outcome, which is queued after them: a kill that loses
+                # them loses that outcome too, and the retry finds the post in the
+                # history after the marker (stored above, before sending). Kept after
+                # `post` returns, the last part's too: the delivery records the id only
+                # then, and a kill in between retries with this token.
+                self._posted_soon(where, done)
+                self._state.set_soon(key, f"sent:{done}")
                 self.sent += 1
             posted.append(done)
         return posted
@@ -187,6 +190,12 @@ class Webhooks:
             last = int(raw) if raw and raw.isdigit() else 0
             self._last[channel_id] = last
         return last
+
+    def _posted_soon(self, channel_id: int, message_id: int) -> None:
+        # `_last_post` was read for this channel's marker just before: the cache holds it.
+        if message_id > self._last.get(channel_id, 0):
+            self._last[channel_id] = message_id
+            self._state.set_soon(f"whlast:{channel_id}", str(message_id))
 
     async def _posted(self, channel_id: int, message_id: int) -> None:
         if message_id > await self._last_post(channel_id):
