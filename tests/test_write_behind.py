@@ -164,3 +164,35 @@ async def test_a_flush_in_an_outage_writes_once_the_database_is_back(
             assert await state.get("last:0") == "y" * 200
         finally:
             await db.close()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+async def test_a_flush_inside_a_transaction_never_waits_for_the_writer(
+    engine: str, tmp_path: Path
+) -> None:
+    # The writer, once under way, waits for the transaction; a flush by the
+    # transaction's owner (an outbox lookup inside it) waiting for the writer was a
+    # deadlock that held the database until the process was killed.
+    from bot.storage.engines import open_database
+    from tests.engines import database_target
+
+    async with database_target(engine, tmp_path) as target:
+        db = await open_database(target, allow_empty=True)
+        try:
+            await core_migrations.upgrade(db)
+            state = AdapterState(db, "discord")
+            state.set_soon("last:1", "1")
+            async with db.transaction():
+                await asyncio.sleep(5 * write_behind.DELAY)  # the writer waits for us now
+                assert db.behind.busy
+                async with asyncio.timeout(10):
+                    await db.behind.flush()
+                    assert await state.with_prefix("last:") in ({}, {"last:1": "1"})
+                await db.execute(
+                    "INSERT INTO adapter_state (platform, key, value) VALUES ('discord', 'x', 'y')"
+                )
+            async with asyncio.timeout(10):
+                await db.behind.flush()
+            assert await stored(db, "last:1") == "1" and await stored(db, "x") == "y"
+        finally:
+            await db.close()

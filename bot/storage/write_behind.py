@@ -30,6 +30,7 @@ from bot.storage.health import StorageUnavailable
 log = logging.getLogger(__name__)
 
 DELAY: Final = 0.02
+_BUSY: Final = ("SQLITE_BUSY", "SQLITE_LOCKED")
 STORAGE_RETRY: Final = 2.0
 
 Done = Callable[[int], None]  # told the statement's count of changed rows once written
@@ -99,7 +100,12 @@ class WriteBehind:
             except StorageUnavailable:
                 self._queued[:0] = batch  # in order, before what came meanwhile
                 raise
-            except Exception:
+            except Exception as exc:
+                if getattr(exc, "sqlite_errorname", "").startswith(_BUSY):
+                    # Another connection kept the file's write lock past the busy
+                    # timeout: an outage of its own kind, waited out like a full disk.
+                    self._queued[:0] = batch
+                    raise StorageUnavailable(f"the database is locked ({exc})") from exc
                 log.exception("%d queued write(s) failed and are dropped", len(batch))
                 return
         for (_, _, done), count in zip(batch, counts, strict=True):
@@ -111,14 +117,18 @@ class WriteBehind:
         `StorageUnavailable` if the database takes nothing now (what is queued stays
         queued). Inside the caller's transaction nothing is written: a rollback would
         take it back after its owner was told it is written."""
+        if self._db.in_transaction():
+            # A writer under way waits for this very transaction (the database runs one
+            # at a time): waiting for it would never end, and writing here would be
+            # taken back with the caller's work if it rolls back. The caller reads the
+            # database as it stands; what is queued is written after its commit.
+            return
         if self._outage is not None:
             # The writer waits out an outage; the database may be back before it is
             # (PostgreSQL connects again at the next statement). Tried once now, as
             # the caller's own statement would be: a caller that stops (releasing its
             # claims for a standby) must not give up on a database that takes writes
             # again. The writer sleeps meanwhile; `_order` keeps the batches in turn.
-            if self._db.in_transaction():
-                raise StorageUnavailable(str(self._outage))
             await self._write_once()
             self._outage = None
             self._retry.set()  # the writer: nothing left to wait for
@@ -128,7 +138,7 @@ class WriteBehind:
             self._timer = None
         if self._writing is not None:
             await asyncio.shield(self._writing)
-        if self._queued and not self._db.in_transaction():
+        if self._queued:
             await self._write_once()
         if self._queued and self._timer is None and self._writing is None:
             self._timer = asyncio.get_running_loop().call_later(self._delay, self._start)
