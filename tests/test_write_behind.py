@@ -196,3 +196,31 @@ async def test_a_flush_inside_a_transaction_never_waits_for_the_writer(
             assert await stored(db, "last:1") == "1" and await stored(db, "x") == "y"
         finally:
             await db.close()
+
+
+async def test_writes_wait_out_a_file_another_connection_keeps_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past the busy timeout (5 s) SQLite says "database is locked": the writes are kept
+    # and written once the other connection lets go, not dropped.
+    import sqlite3
+
+    monkeypatch.setattr(write_behind, "STORAGE_RETRY", 0.1)
+    db = await Database.open(tmp_path / "locked.db")
+    other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    try:
+        await core_migrations.upgrade(db)
+        state = AdapterState(db, "discord")
+        other.execute("BEGIN IMMEDIATE")
+        state.set_soon("last:1", "1")
+        await asyncio.sleep(8)  # the first try waits out the busy timeout, and fails
+        assert db.behind.busy
+        other.execute("ROLLBACK")
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if not db.behind.busy:
+                break
+        assert await stored(db, "last:1") == "1"
+    finally:
+        other.close()
+        await db.close()
