@@ -5,6 +5,7 @@ them. The full-disk test needs root (a small tmpfs), as CI has."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -103,43 +104,10 @@ async def test_an_outcome_settled_behind_is_read_as_sent(db: Database) -> None:
     assert lost == [row2.id]
 
 
-async def test_writes_behind_wait_out_a_full_disk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(write_behind, "STORAGE_RETRY", 0.05)
-    with tmpfs(tmp_path / "disk", "2m") as disk:
-        db = await Database.open(disk / "behind.db")
-        try:
-            await core_migrations.upgrade(db)
-            state = AdapterState(db, "discord")
-            ballast = disk / "ballast"
-            fill(ballast)
-            for n in range(200):  # more than the free pages SQLite had left
-                state.set_soon(f"last:{n}", "x" * 200)
-            await asyncio.sleep(10 * write_behind.DELAY)
-            assert db.behind.busy  # kept, not dropped
-            assert not db.health.writable
-            with pytest.raises(StorageUnavailable):
-                await db.behind.flush()
-            ballast.unlink()
-            for _ in range(200):
-                await asyncio.sleep(0.05)
-                if not db.behind.busy:
-                    break
-            assert not db.behind.busy
-            assert db.health.writable
-            assert await stored(db, "last:0") == "x" * 200
-            assert await stored(db, "last:199") == "x" * 200
-        finally:
-            await db.close()
-
-
-async def test_a_flush_in_an_outage_writes_once_the_database_is_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The writer sleeps long between tries; a flush (a stopping instance releasing its
-    # claims for a standby) does not wait for it, nor gives up while the disk has room.
-    monkeypatch.setattr(write_behind, "STORAGE_RETRY", 3600.0)
+@contextlib.asynccontextmanager
+async def full_disk(tmp_path: Path, value: str) -> AsyncIterator[tuple[Database, Path]]:
+    """A database on a 2 MB tmpfs filled up, with 200 positions of `value` queued behind
+    (more than the free pages SQLite had left); yields it and the ballast to delete."""
     with tmpfs(tmp_path / "disk", "2m") as disk:
         db = await Database.open(disk / "behind.db")
         try:
@@ -148,22 +116,53 @@ async def test_a_flush_in_an_outage_writes_once_the_database_is_back(
             ballast = disk / "ballast"
             fill(ballast)
             for n in range(200):
-                state.set_soon(f"last:{n}", "y" * 200)
-            for _ in range(1000):  # the writer's first try, a moment after
-                await asyncio.sleep(write_behind.DELAY)
-                if not db.health.writable:
-                    break
-            assert not db.health.writable
-            with pytest.raises(StorageUnavailable):
-                await db.behind.flush()  # still full: tried, and still queued
-            assert db.behind.busy
-            ballast.unlink()
-            async with asyncio.timeout(30):
-                await db.behind.flush()
-            assert await stored(db, "last:199") == "y" * 200
-            assert await state.get("last:0") == "y" * 200
+                state.set_soon(f"last:{n}", value)
+            yield db, ballast
         finally:
             await db.close()
+
+
+async def test_writes_behind_wait_out_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(write_behind, "STORAGE_RETRY", 0.05)
+    async with full_disk(tmp_path, "x" * 200) as (db, ballast):
+        await asyncio.sleep(10 * write_behind.DELAY)
+        assert db.behind.busy  # kept, not dropped
+        assert not db.health.writable
+        with pytest.raises(StorageUnavailable):
+            await db.behind.flush()
+        ballast.unlink()
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if not db.behind.busy:
+                break
+        assert not db.behind.busy
+        assert db.health.writable
+        assert await stored(db, "last:0") == "x" * 200
+        assert await stored(db, "last:199") == "x" * 200
+
+
+async def test_a_flush_in_an_outage_writes_once_the_database_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer sleeps long between tries; a flush (a stopping instance releasing its
+    # claims for a standby) does not wait for it, nor gives up while the disk has room.
+    monkeypatch.setattr(write_behind, "STORAGE_RETRY", 3600.0)
+    async with full_disk(tmp_path, "y" * 200) as (db, ballast):
+        for _ in range(1000):  # the writer's first try, a moment after
+            await asyncio.sleep(write_behind.DELAY)
+            if not db.health.writable:
+                break
+        assert not db.health.writable
+        with pytest.raises(StorageUnavailable):
+            await db.behind.flush()  # still full: tried, and still queued
+        assert db.behind.busy
+        ballast.unlink()
+        async with asyncio.timeout(30):
+            await db.behind.flush()
+        assert await stored(db, "last:199") == "y" * 200
+        assert await stored(db, "last:0") == "y" * 200
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
