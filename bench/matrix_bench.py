@@ -5,7 +5,12 @@ Prints, from one run with the samples interleaved (ours, bare, ours, bare, ...):
   (p50, p99), for our bot (the whole App, `samverkan run`) and a ~30-line nio bot;
 - each bot's CPU time per command (user + system time of its process over the run);
 - the resident memory of each bot with 20 joined rooms;
-- the time from process start to ready.
+- the time from process start to ready;
+- where the round trip goes: from the command's send to the reply's creation (the
+  server's timestamp), and what each bot's long polls cost Synapse (its access log).
+
+Each sample is followed by a pause (--settle), so that one bot's trailing work (the bare
+bot syncs its own echo, ours saves its position) does not fall into the other's sample.
 
 Run: .venv/bin/python bench/matrix_bench.py [--samples 100]
 Needs .venv-synapse (make test builds it) or SAMVERKAN_SYNAPSE_PYTHON.
@@ -18,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -91,7 +97,9 @@ class Watcher:
         self.arrived: dict[str, float] = {}
         self.replies: dict[str, str] = {}
         self.contents: dict[str, dict[str, Any]] = {}
+        self.created: dict[str, float] = {}  # origin_server_ts of each reply, in seconds
         self.task: asyncio.Task[Any] | None = None
+        self.bot_share: list[float] = []
 
     async def start(self) -> None:
         await self.client.sync(timeout=0, full_state=True)
@@ -103,6 +111,7 @@ class Watcher:
                 self.arrived.setdefault(origin, time.perf_counter())
                 self.replies.setdefault(origin, event.event_id)
                 self.contents.setdefault(origin, dict(event.source.get("content", {})))
+                self.created.setdefault(origin, event.server_timestamp / 1000)
 
         from nio import RoomMessageNotice
 
@@ -115,6 +124,7 @@ class Watcher:
         if element_like:
             await self.client.room_typing(room, True, 5000)
         began = time.perf_counter()
+        began_wall = time.time()
         answer = await self.client.room_send(
             room, "m.room.message", {"msgtype": "m.text", "body": COMMAND}
         )
@@ -126,6 +136,7 @@ class Watcher:
                 raise TimeoutError("no reply in 30 s")
             await asyncio.sleep(0.001)
         took = self.arrived[answer.event_id] - began
+        self.bot_share.append(self.created[answer.event_id] - began_wall)
         if element_like:
             reply = self.replies[answer.event_id]
             await self.client.room_read_markers(room, reply, reply)
@@ -168,12 +179,40 @@ def comparison(
     return "\n".join(lines)
 
 
+_PROCESSED = re.compile(
+    r"\{(?P<user>@[^}]+)\} Processed request: .*? ru=\((?P<u>[\d.]+)sec, (?P<s>[\d.]+)sec\)"
+    r" db=\([\d.]+sec/[\d.]+sec/(?P<txns>\d+)\) .*\"GET /_matrix/client/v3/sync\?(?P<q>\S+)"
+)
+
+
+def synapse_sync_work(log: Path, users: dict[str, str]) -> dict[str, tuple[int, float, float]]:
+    """From Synapse's access log: per bot, the long polls it answered and, on average,
+    the database transactions and CPU each cost the server (where a bot's sync filter
+    shows)."""
+    found: dict[str, list[tuple[int, float]]] = {name: [] for name in users}
+    names = {user: name for name, user in users.items()}
+    for line in log.read_text(errors="replace").splitlines():
+        match = _PROCESSED.search(line)
+        if match is None or "timeout=0" in match["q"] or match["user"] not in names:
+            continue
+        cpu = float(match["u"]) + float(match["s"])
+        found[names[match["user"]]].append((int(match["txns"]), cpu))
+    return {
+        name: (
+            len(rows),
+            statistics.mean(r[0] for r in rows) if rows else float("nan"),
+            statistics.mean(r[1] for r in rows) * 1000 if rows else float("nan"),
+        )
+        for name, rows in found.items()
+    }
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def bench(samples: int, work: Path) -> None:
+async def bench(samples: int, settle: float, work: Path) -> None:
     synapse = Synapse(work / "synapse")
     synapse.start()
     procs: list[subprocess.Popen[bytes]] = []
@@ -262,21 +301,30 @@ rooms = [{room_list}]
             await watcher.round_trip(bare_room)
         await asyncio.sleep(0.5)
         results = []
+        shares: list[dict[str, list[float]]] = []
         for element_like in (False, True):
             rtt: dict[str, list[float]] = {"ours": [], "bare": []}
+            share: dict[str, list[float]] = {"ours": [], "bare": []}
             cpu0 = {"ours": cpu_seconds(ours_pid), "bare": cpu_seconds(bare_proc.pid)}
             for i in range(samples):
                 # Interleaved so that both see the same machine and server load.
                 ours_room = rooms[i % len(rooms)]
                 rtt["ours"].append(await watcher.round_trip(ours_room, element_like))
+                share["ours"].append(watcher.bot_share[-1])
+                # Settled: the other bot's trailing work (the bare one's sync of its own
+                # echo, our saves) must not fall into this sample.
+                await asyncio.sleep(settle)
                 bare_room = bare_rooms[i % len(bare_rooms)]
                 rtt["bare"].append(await watcher.round_trip(bare_room, element_like))
+                share["bare"].append(watcher.bot_share[-1])
+                await asyncio.sleep(settle)
             await asyncio.sleep(0.5)  # let the last replies' bookkeeping finish
             cpu = {
                 "ours": (cpu_seconds(ours_pid) - cpu0["ours"]) / samples,
                 "bare": (cpu_seconds(bare_proc.pid) - cpu0["bare"]) / samples,
             }
             results.append((element_like, rtt, cpu))
+            shares.append(share)
         mem_ours, mem_bare = rss_mib(ours_pid), rss_mib(bare_proc.pid)
         await watcher.close()
     finally:
@@ -288,8 +336,9 @@ rooms = [{room_list}]
                 except subprocess.TimeoutExpired:
                     p.kill()
         synapse.stop()
+    sync_work = synapse_sync_work(synapse.log_path, {"ours": ours.user_id, "bare": bare.user_id})
 
-    for element_like, rtt, cpu in results:
+    for (element_like, rtt, cpu), share in zip(results, shares, strict=True):
         who = (
             "a member whose client sends typing notices and read receipts (as Element does)"
             if element_like
@@ -297,6 +346,17 @@ rooms = [{room_list}]
         )
         print(f"Command round trip, {samples} samples each, interleaved; {who}:")
         print(comparison(rtt, cpu, "CPU/command", targets=(1.0, None, 0.9)))
+        # The server's clock stamps the reply when it is created: the command's send, the
+        # bot's sync, its work and the reply's creation, without the way back.
+        print(
+            "  command sent to reply created, p50: "
+            + ", ".join(f"{k} {pct(v, 50) * 1000:.1f} ms" for k, v in share.items())
+        )
+    for name, (count, txns, cpu_ms) in sync_work.items():
+        print(
+            f"Synapse per long poll answered ({name}): {txns:.1f} database transactions,"
+            f" {cpu_ms:.2f} ms CPU, over {count} syncs"
+        )
     print(f"Memory (RSS) with 20 joined rooms: ours {mem_ours:.1f} MiB; bare {mem_bare:.1f} MiB")
     print(
         f"Start to ready: ours {ready[0]:.2f} s on a fresh store, {ready[1]:.2f} s on restart; "
@@ -307,9 +367,12 @@ rooms = [{room_list}]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument(
+        "--settle", type=float, default=0.1, help="seconds of quiet after each sample"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="matrix-bench-") as tmp:
-        asyncio.run(bench(args.samples, Path(tmp)))
+        asyncio.run(bench(args.samples, args.settle, Path(tmp)))
 
 
 if __name__ == "__main__":
