@@ -44,7 +44,7 @@ from tests.support import settings_from  # noqa: E402
 
 TRIALS = 200
 CPU_BATCH = 2000
-ROUNDS = 3
+ROUNDS = 5
 CHANNELS = 20
 CALLBACK = "POST /interactions/{interaction_id}/{interaction_token}/callback"
 POST = "POST /channels/{channel_id}/messages"
