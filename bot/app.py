@@ -13,7 +13,6 @@ import importlib
 import logging
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,19 +23,20 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.i18n import Translator
 from bot.core.platform import Adapter
 from bot.core.refs import RoomRef, UserRef
-from bot.data_map import all_lifetimes, audit_recorder, framework_namespaces
+from bot.data_map import framework_namespaces
 from bot.delivery import Delivery
 from bot.fence import Fence
 from bot.fetching import Fetcher
 from bot.host import AppHost
-from bot.lifetimes import purge
+from bot.housekeeping import Housekeeping
 from bot.loading import BUILTIN_PLUGINS, import_plugin, plugin_settings_fields, read_settings
 from bot.metrics import Metrics
 from bot.notices import OrganiserNotices
 from bot.people import People
-from bot.plugin import Plugin, PluginContext, PluginScheduler
+from bot.plugin import Plugin
+from bot.plugin_loading import load_plugin, unload_plugin
 from bot.privacy import Privacy
-from bot.scheduling import JobRun, Scheduler, Waker
+from bot.scheduling import Scheduler, Waker
 from bot.services import Services
 from bot.settings import RootSettings
 from bot.starting import AdapterStarter
@@ -67,12 +67,6 @@ __all__ = [
 ]
 
 HEARTBEAT_EVERY: Final = 30.0
-# Finished deliveries are remembered this long, so that a key (a reminder, a relayed
-# message) is never posted twice while it can still come up; then forgotten, as the
-# least-data rule asks. Inbound event ids only guard against repeats across restarts.
-OUTBOX_RETENTION: Final = timedelta(days=60)
-INBOUND_RETENTION: Final = timedelta(days=7)
-HOUSEKEEPING_CRON: Final = "17 4 * * *"
 
 
 def heartbeat_path(settings: RootSettings) -> Path:
@@ -246,16 +240,21 @@ class App:
             is_organiser=self.is_organiser,
         )
         for cls in self._plugin_classes:
-            await self._load(cls)
+            self.plugins.append(await load_plugin(self, cls))
         # Each in the background: a platform that does not answer holds up no other.
         self.starter = AdapterStarter(
             self.adapters, lambda a: AppHost(self, a), self.delivery, self._stop, self.request_stop
         )
         self.starter.spawn_all()
-        self.scheduler.register("core", "housekeeping", self._housekeeping)
-        await self.scheduler.every(
-            "core", "housekeeping", HOUSEKEEPING_CRON, "housekeeping", grace=timedelta(days=3650)
+        housekeeping = Housekeeping(
+            self._db,
+            self.clock,
+            self.delivery,
+            self.adapters,
+            [c.migrations for c in self._plugin_classes],
+            self.settings.privacy.lifetimes,
         )
+        await housekeeping.arm(self.scheduler)
         # The outbox and the due jobs resume while the platforms connect: each platform's
         # posts wait for its adapter (delivery holds them), and one that catches up a
         # long outage (a standby taking over a busy Matrix account: 9 s) keeps none of
@@ -323,71 +322,6 @@ class App:
         self.metrics.active.set(0)
         self.request_stop()
         self._hurry.set()
-
-    async def _load(self, cls: type[Plugin]) -> None:
-        assert self._db is not None
-        if cls.migrations is not None:
-            await cls.migrations.upgrade(self._db)
-        if cls.locales:
-            self.translator.load_dir(Path(cls.locales))
-        ctx = PluginContext(
-            name=cls.name,
-            settings=self.settings.plugin_section(cls.settings_key) if cls.settings_key else None,
-            db=self._db,
-            delivery=self.delivery,
-            scheduler=PluginScheduler(self.scheduler, cls.name),
-            clock=self.clock,
-            translator=self.translator,
-            associations=self.directory,
-            timezone_name=self.settings.bot.timezone,
-            organiser_rooms=tuple(self.settings.bot.organiser_rooms),
-            is_organiser=self.is_organiser,
-            health=self.health,
-            commands=self.dispatcher.registry.specs,
-            check_room=self.check_room,
-            people=self.people,
-            fetcher=self.fetcher,
-            member_rooms=self.member_rooms,
-            metrics=self.metrics.for_plugin(cls.name),
-            log=logging.getLogger(f"plugins.{cls.name}"),
-            audit=audit_recorder(self.audit, self.directory, self.clock),
-            privacy=self.privacy,
-        )
-        plugin = cls(ctx)
-        await plugin.on_start()
-        # Register everything, or nothing: a clash leaves no half-loaded plugin behind.
-        jobs = plugin.job_handlers()
-        try:
-            self.dispatcher.add(cls.name, plugin.command_handlers(), plugin.event_handlers())
-            for name, fn in jobs:
-                self.scheduler.register(cls.name, name, fn)
-        except Exception:
-            self.dispatcher.remove(cls.name)
-            self.scheduler.unregister(cls.name)
-            await plugin.on_stop()
-            raise
-        self.plugins.append(plugin)
-        log.debug("loaded plugin %s", cls.name)
-
-    async def _unload(self, plugin: Plugin) -> None:
-        try:
-            await plugin.on_stop()
-        except Exception:
-            log.exception("plugin %s failed to stop cleanly", plugin.name)
-        finally:
-            self.dispatcher.remove(plugin.name)
-            self.scheduler.unregister(plugin.name)
-
-    async def _housekeeping(self, run: JobRun) -> None:
-        now = self.clock.now()
-        outbox = await self.delivery.purge(now - OUTBOX_RETENTION)
-        seen = 0
-        for platform in self.adapters:
-            seen += await AdapterState(self.db, platform).forget_before(now - INBOUND_RETENTION)
-        log.info("housekeeping: forgot %d finished deliveries and %d inbound ids", outbox, seen)
-        # Every table's lifetime (bot/lifetimes.py), each plugin's included.
-        lifetimes = all_lifetimes([c.migrations for c in self._plugin_classes])
-        await purge(self.db, lifetimes, now, self.settings.privacy.lifetimes)
 
     async def member_rooms(self, user: UserRef) -> list[RoomRef]:
         """The configured rooms `user` is in, where the platform can tell (optional for
@@ -499,7 +433,7 @@ class App:
             except Exception:
                 log.exception("adapter %s failed to stop cleanly", adapter.platform)
         for plugin in reversed(self.plugins):
-            await self._unload(plugin)
+            await unload_plugin(self, plugin)
         self.plugins.clear()
         if hasattr(self, "delivery"):
             await self.delivery.stop()
