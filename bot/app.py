@@ -141,13 +141,20 @@ class App:
             return dict(self._given_adapters)
         adapters: dict[str, Adapter] = {}
         if self.settings.console.enabled:
-            from bot.adapters.console import ConsoleAdapter
-
-            adapters["console"] = ConsoleAdapter(self.settings.bot.name)
+            adapters["console"] = self._console_adapter()
         for platform in ("matrix", "discord"):
             if getattr(self.settings, platform) is not None:
                 adapters[platform] = self._platform_adapter(platform)
         return adapters
+
+    def _console_adapter(self) -> Adapter:
+        assert self._db is not None
+        given = self._adapter_factories.get("console")
+        if given is not None:  # the tests' own input and output
+            return given(AdapterState(self._db, "console"), self.clock)
+        from bot.adapters.console import ConsoleAdapter
+
+        return ConsoleAdapter(self.settings.bot.name)
 
     def _platform_adapter(self, platform: str) -> Adapter:
         assert self._db is not None

@@ -14,10 +14,8 @@ from typing import Any
 from bot.adapters.discord import DiscordAdapter
 from bot.adapters.matrix import MatrixAdapter
 from bot.app import App
-from bot.core.clock import FakeClock, SystemClock
+from bot.core.clock import Clock, FakeClock, SystemClock
 from bot.scheduling import ManualWaker
-from bot.storage.core_schema import core_migrations
-from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.accounts import AccountsPlugin
 from plugins.calendar import CalendarPlugin
@@ -82,22 +80,33 @@ async def test_a_person_links_matrix_to_discord_and_answers_once(
     """
     plugins = [CalendarPlugin, AccountsPlugin]
     settings = settings_from(tmp_path, text, list(plugins))
-    assert settings.matrix is not None and settings.discord is not None
-    db = await open_database(settings.bot.database)
-    await core_migrations.upgrade(db)
-    matrix = MatrixAdapter(settings.matrix, AdapterState(db, "matrix"), SystemClock(), "sv")
-    discord = DiscordAdapter(
-        settings.discord,
-        AdapterState(db, "discord"),
-        SystemClock(),
-        associations={a.id: a.name for a in settings.associations},
-        **FAST,
-    )
+    matrix_settings, discord_settings = settings.matrix, settings.discord
+    assert matrix_settings is not None and discord_settings is not None
+    matrices: list[MatrixAdapter] = []
+    discords: list[DiscordAdapter] = []
+
+    # On the App's own database; the platforms' clock is the real one.
+    def matrix(state: AdapterState, clock: Clock) -> MatrixAdapter:
+        matrices.append(MatrixAdapter(matrix_settings, state, SystemClock(), "sv"))
+        return matrices[0]
+
+    def discord(state: AdapterState, clock: Clock) -> DiscordAdapter:
+        discords.append(
+            DiscordAdapter(
+                discord_settings,
+                state,
+                SystemClock(),
+                associations={a.id: a.name for a in settings.associations},
+                **FAST,
+            )
+        )
+        return discords[0]
+
     clock = FakeClock(START)
     app = App(
         settings,
         list(plugins),
-        adapters={"matrix": matrix, "discord": discord},
+        adapter_factories={"matrix": matrix, "discord": discord},
         clock=clock,
         waker=ManualWaker(),
         delivery_backoff=0.1,
@@ -137,8 +146,10 @@ async def test_a_person_links_matrix_to_discord_and_answers_once(
         return await store.counts(o.uid, o.occ)
 
     try:
-        await s.wait_for(lambda: discord._ready.is_set() or task.done(), 30, "Discord")
-        await anna.wait_until(lambda: matrix.ready_seconds is not None or task.done(), 30)
+        await s.wait_for(lambda: (discords and discords[0]._ready.is_set()) or task.done(), 30)
+        await anna.wait_until(
+            lambda: (matrices and matrices[0].ready_seconds is not None) or task.done(), 30
+        )
         assert not task.done(), task
         await anna.wait_until(lambda: bot.user_id in anna.client.rooms[room].users, 30)
 
@@ -169,7 +180,4 @@ async def test_a_person_links_matrix_to_discord_and_answers_once(
         await eventually(counts, {"yes": 1}, "the same answer from Discord")
     finally:
         app.request_stop()
-        try:
-            await asyncio.wait_for(task, 30)
-        finally:
-            await db.close()
+        await asyncio.wait_for(task, 30)

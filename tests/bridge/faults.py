@@ -24,11 +24,9 @@ from bot.adapters.console import ConsoleAdapter
 from bot.adapters.discord import DiscordAdapter
 from bot.adapters.matrix import MatrixAdapter, create_adapter
 from bot.app import App
-from bot.core.clock import SystemClock
+from bot.core.clock import Clock
 from bot.core.platform import Adapter
 from bot.settings import RootSettings
-from bot.storage.core_schema import core_migrations
-from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.bridge import BridgePlugin
 from tests.discord.botrun import FAST
@@ -169,38 +167,61 @@ async def running_bridge(
 ) -> AsyncIterator[Running]:
     """The App with the bridge plugin and real adapters (Discord with short timings),
     until the block ends; the adapters' state lives in the App's database file."""
-    assert settings.discord is not None
-    db = await open_database(settings.bot.database)
-    await core_migrations.upgrade(db)
-    clock = SystemClock()
-    matrix = create_adapter(settings, AdapterState(db, "matrix"), clock)
-    discord = DiscordAdapter(
-        settings.discord,
-        AdapterState(db, "discord"),
-        clock,
-        associations={a.id: a.name for a in settings.associations},
-        **FAST,
+    discord_settings = settings.discord
+    assert discord_settings is not None
+    built: dict[str, Adapter] = {}
+    console: ConsoleLog | None = ConsoleLog() if settings.console.enabled else None
+
+    # Built by the App on its own database, as `samverkan run` builds them.
+    def matrix(state: AdapterState, clock: Clock) -> Adapter:
+        built["matrix"] = create_adapter(settings, state, clock)
+        return built["matrix"]
+
+    def discord(state: AdapterState, clock: Clock) -> Adapter:
+        built["discord"] = DiscordAdapter(
+            discord_settings,
+            state,
+            clock,
+            associations={a.id: a.name for a in settings.associations},
+            **FAST,
+        )
+        return built["discord"]
+
+    def console_adapter(state: AdapterState, clock: Clock) -> Adapter:
+        return ConsoleAdapter(settings.bot.name, stdin=io.StringIO(), stdout=console)
+
+    app = App(
+        settings,
+        [BridgePlugin],
+        adapter_factories={"matrix": matrix, "discord": discord, "console": console_adapter},
+        delivery_backoff=delivery_backoff,
     )
-    adapters: dict[str, Adapter] = {"matrix": matrix, "discord": discord}
-    console: ConsoleLog | None = None
-    if settings.console.enabled:
-        console = ConsoleLog()
-        adapters["console"] = ConsoleAdapter(settings.bot.name, stdin=io.StringIO(), stdout=console)
-    app = App(settings, [BridgePlugin], adapters=adapters, delivery_backoff=delivery_backoff)
     task = asyncio.create_task(app.run())
     try:
         deadline = time.monotonic() + 30
-        while matrix.ready_seconds is None or not discord._ready.is_set():
+        while not _ready(built):
             if task.done():
                 task.result()
                 raise AssertionError("the bot stopped before it was ready")
             assert time.monotonic() < deadline, "the bot did not become ready"
             await asyncio.sleep(0.02)
-        yield Running(app, matrix, discord, console)
+        matrix_adapter, discord_adapter = built["matrix"], built["discord"]
+        assert isinstance(matrix_adapter, MatrixAdapter)
+        assert isinstance(discord_adapter, DiscordAdapter)
+        yield Running(app, matrix_adapter, discord_adapter, console)
     finally:
         app.request_stop()
         await asyncio.wait_for(task, 40)
-        await db.close()
+
+
+def _ready(built: dict[str, Adapter]) -> bool:
+    matrix, discord = built.get("matrix"), built.get("discord")
+    return (
+        isinstance(matrix, MatrixAdapter)
+        and matrix.ready_seconds is not None
+        and isinstance(discord, DiscordAdapter)
+        and discord._ready.is_set()
+    )
 
 
 # -- the bot as a process --------------------------------------------------------------

@@ -26,11 +26,9 @@ from bot.adapters.console import ConsoleAdapter
 from bot.adapters.discord import DiscordAdapter
 from bot.adapters.matrix import MatrixAdapter
 from bot.app import App
-from bot.core.clock import SystemClock
+from bot.core.clock import Clock
 from bot.plugin import Plugin
 from bot.settings import RootSettings
-from bot.storage.core_schema import core_migrations
-from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.bridge import BridgePlugin
 from plugins.help import HelpPlugin
@@ -201,6 +199,9 @@ language = "sv"
 database = "{self.tmp / "bot.db"}"
 organisers = ["console:anna"]
 
+[console]
+enabled = true
+
 [matrix]
 homeserver = "{self.synapse.url}"
 user_id = "{self.bot.user_id}"
@@ -319,24 +320,42 @@ async def running_app(
     """The whole App with the bridge on Matrix, Discord (short timings) and the console,
     until the block ends; adapter state lives in the App's database file."""
     settings = env.settings()
-    assert settings.discord is not None and settings.matrix is not None
+    matrix_settings, discord_settings = settings.matrix, settings.discord
+    assert discord_settings is not None and matrix_settings is not None
     env.runs += 1
-    db = await open_database(settings.bot.database)
-    await core_migrations.upgrade(db)
-    clock = SystemClock()
-    matrix = MatrixAdapter(settings.matrix, AdapterState(db, "matrix"), clock, "sv")
-    discord_adapter = DiscordAdapter(
-        settings.discord,
-        AdapterState(db, "discord"),
-        clock,
-        associations={a.id: a.name for a in settings.associations},
-        **{**FAST, **discord_options},
-    )
+    built: dict[str, Any] = {}
     console_io = ConsoleIO.open(env.output)
-    console = ConsoleAdapter(settings.bot.name, stdin=console_io.stdin, stdout=env.output)
-    adapters = {"matrix": matrix, "discord": discord_adapter, "console": console}
+
+    # Built by the App on its own database, as `samverkan run` builds them (one
+    # connection, the App's writes behind included); Discord with short timings.
+    def matrix(state: AdapterState, clock: Clock) -> MatrixAdapter:
+        adapter = MatrixAdapter(matrix_settings, state, clock, "sv")
+        built["matrix"] = adapter
+        return adapter
+
+    def discord(state: AdapterState, clock: Clock) -> DiscordAdapter:
+        adapter = DiscordAdapter(
+            discord_settings,
+            state,
+            clock,
+            associations={a.id: a.name for a in settings.associations},
+            **{**FAST, **discord_options},
+        )
+        built["discord"] = adapter
+        return adapter
+
+    def console(state: AdapterState, clock: Clock) -> ConsoleAdapter:
+        adapter = ConsoleAdapter(settings.bot.name, stdin=console_io.stdin, stdout=env.output)
+        built["console"] = adapter
+        return adapter
+
     ReadyFlag.ready = asyncio.Event()
-    app = App(settings, list(plugins), adapters=adapters, delivery_backoff=0.1)  # type: ignore[arg-type]
+    app = App(
+        settings,
+        list(plugins),
+        adapter_factories={"matrix": matrix, "discord": discord, "console": console},
+        delivery_backoff=0.1,
+    )
     task = asyncio.create_task(app.run())
     ready = asyncio.create_task(ReadyFlag.ready.wait())
     try:
@@ -346,7 +365,16 @@ async def running_app(
             raise AssertionError("the app stopped before it was ready")
         if ready not in done:
             raise AssertionError("the app was not ready in time")
-        yield Live(app, matrix, discord_adapter, console, console_io, task, env.anna, env.falun)
+        yield Live(
+            app,
+            built["matrix"],
+            built["discord"],
+            built["console"],
+            console_io,
+            task,
+            env.anna,
+            env.falun,
+        )
     finally:
         ready.cancel()
         app.request_stop()
@@ -354,7 +382,6 @@ async def running_app(
             await asyncio.wait_for(task, 40)
         finally:
             console_io.close()
-            await db.close()
 
 
 async def make_env(

@@ -9,10 +9,8 @@ from pathlib import Path
 
 from bot.adapters.discord import DiscordAdapter
 from bot.app import App
-from bot.core.clock import FakeClock, SystemClock
+from bot.core.clock import Clock, FakeClock, SystemClock
 from bot.scheduling import ManualWaker
-from bot.storage.core_schema import core_migrations
-from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.calendar import CalendarPlugin
 from plugins.calendar.arming import RSVP_NO, RSVP_YES
@@ -43,28 +41,35 @@ async def test_reminders_reach_discord_with_buttons_that_answer(
         + feed_toml(feed, ["falun"]),
         [CalendarPlugin],
     )
-    assert settings.discord is not None
-    db = await open_database(settings.bot.database)
-    await core_migrations.upgrade(db)
-    adapter = DiscordAdapter(
-        settings.discord,
-        AdapterState(db, "discord"),
-        SystemClock(),
-        associations={a.id: a.name for a in settings.associations},
-        **FAST,
-    )
+    discord_settings = settings.discord
+    assert discord_settings is not None
+    built: list[DiscordAdapter] = []
+
+    def discord(state: AdapterState, clock: Clock) -> DiscordAdapter:
+        # On the App's own database; the platform's clock is the real one.
+        built.append(
+            DiscordAdapter(
+                discord_settings,
+                state,
+                SystemClock(),
+                associations={a.id: a.name for a in settings.associations},
+                **FAST,
+            )
+        )
+        return built[0]
+
     clock = FakeClock(START)
     app = App(
         settings,
         [CalendarPlugin],
-        adapters={"discord": adapter},
+        adapter_factories={"discord": discord},
         clock=clock,
         waker=ManualWaker(),
         delivery_backoff=0.1,
     )
     task = asyncio.create_task(app.run())
     try:
-        await s.wait_for(adapter._ready.is_set, 15, "the Discord adapter")
+        await s.wait_for(lambda: bool(built) and built[0]._ready.is_set(), 15, "Discord")
         while (due := await app.scheduler.next_due()) is not None and due <= WEEK_BEFORE:
             clock.set(due)
             await app.scheduler.run_due()
@@ -99,4 +104,3 @@ async def test_reminders_reach_discord_with_buttons_that_answer(
     finally:
         app.request_stop()
         await asyncio.wait_for(task, 20)
-        await db.close()

@@ -11,10 +11,8 @@ import pytest
 
 from bot.adapters.discord import DiscordAdapter
 from bot.app import App
-from bot.core.clock import SystemClock
+from bot.core.clock import Clock
 from bot.core.errors import StartRefused
-from bot.storage.core_schema import core_migrations
-from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.help import HelpPlugin
 from tests.discord.botrun import FAST
@@ -35,15 +33,16 @@ async def test_a_refused_token_stops_the_bot(standin: StandIn, tmp_path: Path) -
         gateway_url = "{standin.gateway_url}"
         """,
     )
-    assert settings.discord is not None
-    db = await open_database(settings.bot.database)
-    await core_migrations.upgrade(db)
-    adapter = DiscordAdapter(settings.discord, AdapterState(db, "discord"), SystemClock(), **FAST)
-    app = App(settings, [HelpPlugin], adapters={"discord": adapter})
-    try:
-        with pytest.raises(StartRefused, match="Discord refused the bot token"):
-            await asyncio.wait_for(app.run(), 30)
-    finally:
-        await db.close()
-    assert settings.discord.token.get_secret_value() not in str(adapter.refused)
+    discord_settings = settings.discord
+    assert discord_settings is not None
+    built: list[DiscordAdapter] = []
+
+    def discord(state: AdapterState, clock: Clock) -> DiscordAdapter:
+        built.append(DiscordAdapter(discord_settings, state, clock, **FAST))
+        return built[0]
+
+    app = App(settings, [HelpPlugin], adapter_factories={"discord": discord})
+    with pytest.raises(StartRefused, match="Discord refused the bot token"):
+        await asyncio.wait_for(app.run(), 30)
+    assert discord_settings.token.get_secret_value() not in str(built[0].refused)
     assert standin.recorded("GET /users/@me")

@@ -17,14 +17,12 @@ from pathlib import Path
 import aiohttp
 
 from bot.adapters.console import ConsoleAdapter
-from bot.adapters.matrix import create_adapter
 from bot.app import App
-from bot.core.clock import SystemClock
+from bot.core.clock import Clock
 from bot.core.messages import OutgoingMessage
+from bot.core.platform import Adapter
 from bot.core.refs import RoomRef
 from bot.starting import BACKOFF_MAX
-from bot.storage.core_schema import core_migrations
-from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.help import HelpPlugin
 from tests.bridge.homeserver import restart_synapse
@@ -80,15 +78,14 @@ async def test_homeserver_down_at_start_then_back_while_the_console_answers(
             rooms = ["matrix:{room}", "console:kansli"]
             """,
         )
-        db = await open_database(settings.bot.database)
-        await core_migrations.upgrade(db)
         output = ConsoleOutput()
         console_io = ConsoleIO.open(output)
-        adapters = {
-            "console": ConsoleAdapter("Samverkan", stdin=console_io.stdin, stdout=output),
-            "matrix": create_adapter(settings, AdapterState(db, "matrix"), SystemClock()),
-        }
-        app = App(settings, [HelpPlugin], adapters=adapters)  # type: ignore[arg-type]
+
+        def console(state: AdapterState, clock: Clock) -> Adapter:
+            return ConsoleAdapter("Samverkan", stdin=console_io.stdin, stdout=output)
+
+        # Matrix built by the App itself, on its own database, as `samverkan run` does.
+        app = App(settings, [HelpPlugin], adapter_factories={"console": console})
         task = asyncio.create_task(app.run())
         try:
             await poll_until(lambda: hasattr(app, "services") or task.done(), 30, "the start")
@@ -152,7 +149,6 @@ async def test_homeserver_down_at_start_then_back_while_the_console_answers(
             app.request_stop()
             console_io.close()
             await asyncio.wait_for(task, 60)
-            await db.close()
     finally:
         await asyncio.to_thread(hs.stop)
     assert answered_in < 5.0, answered_in

@@ -26,12 +26,10 @@ from bot.adapters.console import ConsoleAdapter
 from bot.adapters.discord import DiscordAdapter
 from bot.adapters.matrix import MatrixAdapter
 from bot.app import App
-from bot.core.clock import FakeClock
+from bot.core.clock import Clock, FakeClock
 from bot.core.platform import Adapter
 from bot.scheduling import ManualWaker
 from bot.settings import RootSettings
-from bot.storage.core_schema import core_migrations
-from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.help import HelpPlugin
 from plugins.polls import PollsPlugin
@@ -315,51 +313,61 @@ async def running(env: PollWorld, clock: FakeClock) -> AsyncIterator[Live]:
     """The whole App (help and polls) on Matrix, Discord and the console, on `clock`;
     the scheduler wakes only when the test moves the clock."""
     settings = env.settings()
-    assert settings.matrix is not None and settings.discord is not None
-    db = await open_database(settings.bot.database)
-    await core_migrations.upgrade(db)
-    matrix = MatrixAdapter(settings.matrix, AdapterState(db, "matrix"), clock, "sv")
-    discord_adapter = DiscordAdapter(
-        settings.discord,
-        AdapterState(db, "discord"),
-        clock,
-        associations={a.id: a.name for a in settings.associations},
-        **FAST,
-    )
+    matrix_settings, discord_settings = settings.matrix, settings.discord
+    assert matrix_settings is not None and discord_settings is not None
+    built: dict[str, Adapter] = {}
     console_io = ConsoleIO.open(env.output)
-    console = ConsoleAdapter(settings.bot.name, stdin=console_io.stdin, stdout=env.output)
-    adapters: dict[str, Adapter] = {
-        "matrix": matrix,
-        "discord": discord_adapter,
-        "console": console,
-    }
+
+    # Built by the App on its own database, as `samverkan run` builds them.
+    def matrix(state: AdapterState, clock: Clock) -> Adapter:
+        built["matrix"] = MatrixAdapter(matrix_settings, state, clock, "sv")
+        return built["matrix"]
+
+    def discord(state: AdapterState, clock: Clock) -> Adapter:
+        built["discord"] = DiscordAdapter(
+            discord_settings,
+            state,
+            clock,
+            associations={a.id: a.name for a in settings.associations},
+            **FAST,
+        )
+        return built["discord"]
+
+    def console(state: AdapterState, clock: Clock) -> Adapter:
+        return ConsoleAdapter(settings.bot.name, stdin=console_io.stdin, stdout=env.output)
+
     app = App(
         settings,
         [HelpPlugin, PollsPlugin],
-        adapters=adapters,
+        adapter_factories={"matrix": matrix, "discord": discord, "console": console},
         clock=clock,
         waker=ManualWaker(),
         delivery_backoff=0.1,
     )
     task = asyncio.create_task(app.run())
     try:
-        await until(
-            lambda: (
-                (task.done() and task.result())
-                or (matrix.ready_seconds is not None and discord_adapter._ready.is_set())
-            ),
-            60,
-            "the bot to be ready",
-        )
+        await until(lambda: (task.done() and task.result()) or _ready(built), 60, "the bot")
         assert not task.done(), "the app stopped before it was ready"
-        yield Live(app, clock, matrix, discord_adapter, console_io)
+        matrix_adapter, discord_adapter = built["matrix"], built["discord"]
+        assert isinstance(matrix_adapter, MatrixAdapter)
+        assert isinstance(discord_adapter, DiscordAdapter)
+        yield Live(app, clock, matrix_adapter, discord_adapter, console_io)
     finally:
         app.request_stop()
         try:
             await asyncio.wait_for(task, 40)
         finally:
             console_io.close()
-            await db.close()
+
+
+def _ready(built: dict[str, Adapter]) -> bool:
+    matrix, discord = built.get("matrix"), built.get("discord")
+    return (
+        isinstance(matrix, MatrixAdapter)
+        and matrix.ready_seconds is not None
+        and isinstance(discord, DiscordAdapter)
+        and discord._ready.is_set()
+    )
 
 
 def fake_now() -> FakeClock:

@@ -10,10 +10,8 @@ from pathlib import Path
 
 from bot.adapters.discord import DiscordAdapter
 from bot.app import App
-from bot.core.clock import FakeClock, SystemClock
+from bot.core.clock import Clock, FakeClock, SystemClock
 from bot.scheduling import ManualWaker
-from bot.storage.core_schema import core_migrations
-from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
 from plugins.updates import UpdatesPlugin
 from tests.discord.botrun import FAST, World
@@ -103,27 +101,37 @@ async def test_a_changed_entry_edits_its_copies_on_discord(world: World, tmp_pat
     feed.write_bytes(rss([OLD]))
     text = discord_config(world, tmp_path) + UPDATES + feed_toml(feed, ["*"], mode="instant")
     settings = settings_from(tmp_path, text, [UpdatesPlugin])
-    assert settings.discord is not None
-    db = await open_database(settings.bot.database)
-    await core_migrations.upgrade(db)
-    adapter = DiscordAdapter(
-        settings.discord,
-        AdapterState(db, "discord"),
-        SystemClock(),
-        associations={a.id: a.name for a in settings.associations},
-        **FAST,
-    )
+    discord_settings = settings.discord
+    assert discord_settings is not None
+    built: list[DiscordAdapter] = []
+
+    def discord(state: AdapterState, clock: Clock) -> DiscordAdapter:
+        # On the App's own database; the platform's clock is the real one, the
+        # scheduler's the test's.
+        built.append(
+            DiscordAdapter(
+                discord_settings,
+                state,
+                SystemClock(),
+                associations={a.id: a.name for a in settings.associations},
+                **FAST,
+            )
+        )
+        return built[0]
+
     app = App(
         settings,
         [UpdatesPlugin],
-        adapters={"discord": adapter},
+        adapter_factories={"discord": discord},
         clock=FakeClock(START),
         waker=ManualWaker(),
         delivery_backoff=0.1,
     )
     task = asyncio.create_task(app.run())
     try:
-        await s.wait_for(adapter._ready.is_set, 15, "the Discord adapter")
+        await s.wait_for(
+            lambda: bool(built) and built[0]._ready.is_set(), 15, "the Discord adapter"
+        )
         await first_fetched(app)
 
         def mine(channel_id: int) -> list[str]:
@@ -154,4 +162,3 @@ async def test_a_changed_entry_edits_its_copies_on_discord(world: World, tmp_pat
     finally:
         app.request_stop()
         await asyncio.wait_for(task, 20)
-        await db.close()
