@@ -1,9 +1,10 @@
-"""The Discord adapter: lifecycle, slash-command sync, organiser check, health.
+"""The Discord adapter: lifecycle, slash-command sync, health.
 
 The parts live beside it: `connection` (client, URLs), `identify` (the IDENTIFY
 guard), `inbound` and
 `receiver` (events in, per-channel order, catch-up), `outbound` and `webhooks` (posts),
-`interactions` (the three-second rule, followups), `polls`, `commands`, `errors`.
+`interactions` (the three-second rule, followups), `polls`, `commands`, `errors`,
+`rooms` (organisers' roles, whether a room can be used).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,11 +33,12 @@ from bot.adapters.discord.outbound import MESSAGE_LIMIT, Outbound
 from bot.adapters.discord.parts import Parts
 from bot.adapters.discord.polls import PollBook
 from bot.adapters.discord.receiver import Receiver, RoleCache
-from bot.adapters.discord.threads import Threads, channel_id
+from bot.adapters.discord.rooms import Rooms
+from bot.adapters.discord.threads import Threads
 from bot.adapters.discord.voters import PollSync
 from bot.adapters.discord.webhooks import Webhooks
 from bot.core.clock import Clock
-from bot.core.errors import PermanentSendError, StartRefused, TransientSendError
+from bot.core.errors import StartRefused
 from bot.core.i18n import Translator
 from bot.core.messages import OutgoingMessage
 from bot.core.platform import AdapterHost
@@ -50,8 +51,6 @@ from bot.storage.state import AdapterState
 log = logging.getLogger(__name__)
 
 _LOCALES: Final = Path(__file__).parent / "locales"
-# A room's check is reused this long: a refused check counts towards the AuthBrake.
-ROOM_CHECK_TTL: Final = 60.0
 
 
 class DiscordAdapter:
@@ -130,7 +129,15 @@ class DiscordAdapter:
         self.problem: str | None = None
         self.refused: StartRefused | None = None
         self.commands_synced = 0
-        self._room_checks: dict[int, tuple[float, str | None]] = {}
+        self.rooms = Rooms(
+            set(settings.organiser_roles),
+            self.brake,
+            self.roles,
+            self.webhooks,
+            client=lambda: self.client,
+            offline=lambda: self.problem or self._t("discord.room_offline", self._language),
+            translate=self._say,
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -138,6 +145,10 @@ class DiscordAdapter:
         if self._host is not None and not key.startswith("discord."):
             return self._host.t(key, language, **params)
         return self._own_t.t(key, language, **params)
+
+    def _say(self, key: str, /, **params: object) -> str:
+        """`key` in the adapter's own language (the rooms' checks)."""
+        return self._t(key, self._language, **params)
 
     async def start(self, host: AdapterHost) -> None:
         self._host = host
@@ -383,88 +394,10 @@ class DiscordAdapter:
         return await self.outbound.close_poll(target, message, token)
 
     async def is_organiser(self, user: UserRef, room: RoomRef) -> bool:
-        """Whether `user` has one of `organiser_roles` in the guild of `room`."""
-        wanted = set(self.settings.organiser_roles)
-        if not wanted or user.platform != "discord" or self.client is None:
-            return False
-        guild_id = await self._guild_of(channel_id(room))
-        if guild_id is None:
-            return False
-        uid = int(user.id)
-        roles = self.roles.get(guild_id, uid)
-        if roles is None:
-            try:
-                async with boundary(self.brake):
-                    data = await self.client.http.get_member(guild_id, uid)
-            except Exception as exc:
-                log.warning("could not read the roles of %s: %s", user, exc)
-                return False
-            roles = frozenset(int(r) for r in data.get("roles", []))
-            self.roles.put(guild_id, uid, roles)
-        return bool(wanted & roles)
-
-    async def _guild_of(self, cid: int) -> int | None:
-        assert self.client is not None
-        channel = self.client.get_channel(cid)
-        guild = getattr(channel, "guild", None)
-        if guild is not None:
-            return int(guild.id)
-        try:
-            async with boundary(self.brake):
-                data = await self.client.http.get_channel(cid)
-        except Exception as exc:
-            log.warning("could not look up channel %s: %s", cid, exc)
-            return None
-        gid = data.get("guild_id")
-        return int(str(gid)) if gid else None
+        return await self.rooms.is_organiser(user, room)
 
     async def check_room(self, room: RoomRef) -> str | None:
-        """Why the bot cannot relay into `room`, or None when it can: the channel must be
-        visible, allow posting, and give a webhook (attributed posts go through it)."""
-        cid = channel_id(room)
-        client = self.client
-        if client is None or client.user is None:
-            return self.problem or self._t("discord.room_offline", self._language)
-        cached = self._room_checks.get(cid)
-        if cached is not None and time.monotonic() - cached[0] < ROOM_CHECK_TTL:
-            return cached[1]
-        try:
-            problem = await self._room_problem(client, cid)
-        except TransientSendError:
-            return None  # Discord is not answering now: no verdict on the room
-        self._room_checks[cid] = (time.monotonic(), problem)
-        return problem
-
-    async def _room_problem(self, client: GatewayClient, cid: int) -> str | None:
-        channel = client.get_channel(cid)
-        if channel is None:
-            try:
-                async with boundary(self.brake):
-                    await client.http.get_channel(cid)
-            except PermanentSendError as exc:
-                return self._t("discord.room_unseen", self._language, error=str(exc))
-        guild = getattr(channel, "guild", None)
-        me = guild.me if guild is not None else None
-        if isinstance(channel, discord.abc.GuildChannel) and me is not None:
-            perms = channel.permissions_for(me)
-            needed = {
-                "View Channel": perms.view_channel,
-                "Send Messages": perms.send_messages,
-                "Manage Webhooks": perms.manage_webhooks,
-                # The bridge continues other rooms' threads as threads here.
-                "Create Public Threads": perms.create_public_threads,
-                "Send Messages in Threads": perms.send_messages_in_threads,
-            }
-            missing = [name for name, ok in needed.items() if not ok]
-            if missing:
-                return self._t(
-                    "discord.room_permissions", self._language, missing=", ".join(missing)
-                )
-        try:
-            await self.webhooks.hook(client, cid)
-        except PermanentSendError as exc:
-            return self._t("discord.room_no_webhook", self._language, error=str(exc))
-        return None
+        return await self.rooms.check_room(room)
 
     def connected(self) -> bool:
         """Ready, and the gateway's socket is open (not between a drop and a resume)."""
