@@ -38,6 +38,7 @@ from .crosssign import CrossSigning
 from .direct import DirectRooms
 from .memory import Lru, Threads
 from .outbound import Outbound, api
+from .rooms import Rooms
 from .session import open_client
 from .syncing import SyncError, SyncLoop
 
@@ -79,7 +80,13 @@ class MatrixAdapter:
         self._reactions: Lru = Lru()
         self._recent: Lru = Lru()  # ids handled in this run
         self._names: Lru = Lru()  # members' names fetched after a restart
-        self._creator_cache: dict[str, set[str]] = {}
+        self._rooms = Rooms(
+            lambda: self._client,
+            self._room_id,
+            settings.organiser_power_level,
+            self._t,
+            language,
+        )
         self._direct: DirectRooms | None = None
         self._secret_posts = polls.SecretPosts(state)
         self.ready_seconds: float | None = None
@@ -391,49 +398,10 @@ class MatrixAdapter:
         return MessageRef(target.room, ref.id)
 
     async def check_room(self, room: RoomRef) -> str | None:
-        """Why the bot cannot post in `room`, or None when it can."""
-        if self._client is None:
-            return "the Matrix adapter is not started"
-        room_id = self._room_id(room.id)
-        if room.id.startswith("#") and room_id == room.id:
-            return f"the alias {room.id} does not resolve to a room"
-        matrix_room = self._client.rooms.get(room_id)
-        if matrix_room is None:
-            return f"the bot is not in {room.id}: invite it"
-        me = self._client.user_id
-        if not matrix_room.power_levels.can_user_send_message(me, "m.room.message"):
-            return f"the bot may not post in {room.id}"
-        return None
+        return await self._rooms.check_room(room)
 
     async def is_organiser(self, user: UserRef, room: RoomRef) -> bool:
-        if self._client is None or user.platform != self.platform:
-            return False
-        matrix_room = self._client.rooms.get(self._room_id(room.id))
-        if matrix_room is None:
-            return False
-        level = int(matrix_room.power_levels.get_user_level(user.id))
-        if level >= self.settings.organiser_power_level:
-            return True
-        return user.id in await self._creators(matrix_room.room_id)
-
-    async def _creators(self, room_id: str) -> set[str]:
-        """Room version 12 gives its creators unlimited power without listing them in the
-        power levels. Its room id is the create event's id, so one fetch, cached."""
-        if ":" in room_id or self._client is None:
-            return set()
-        cached = self._creator_cache.get(room_id)
-        if cached is None:
-            path = f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/event/"
-            path += quote("$" + room_id[1:], safe="")
-            status, event = await api(self._client, "GET", path)
-            if status != 200:
-                log.warning("cannot read the create event of %s: HTTP %s", room_id, status)
-                return set()
-            content = event.get("content") or {}
-            extra = content.get("additional_creators") or []
-            cached = {str(event.get("sender")), *(str(u) for u in extra)}
-            self._creator_cache[room_id] = cached
-        return cached
+        return await self._rooms.is_organiser(user, room)
 
     def connected(self) -> bool:  # started, and the last sync succeeded
         sync = self._sync
