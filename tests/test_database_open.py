@@ -253,3 +253,40 @@ async def test_a_sound_database_opens_and_memory_needs_no_file(tmp_path: Path) -
     memory = await Database.open(":memory:")
     assert await memory.fetchval("SELECT 1") == 1
     await memory.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "mysql://samverkan:hemligt@db.example/bot",
+            "a mysql:// URL: a file path or a postgresql:// URL",
+        ),
+        (
+            "sqlite:///data/bot.db",
+            "a sqlite:// URL: a file path or a postgresql:// URL (for SQLite write the file's"
+            " path)",
+        ),
+    ],
+)
+def test_a_database_url_of_another_kind_is_refused_by_its_key(
+    tmp_path: Path, url: str, said: str
+) -> None:
+    # Once taken for a path: the bot ran on a SQLite file in a folder named `mysql:`.
+    for command in ("check-config", "run"):
+        ran = samverkan(write_config(tmp_path, url), command=command)
+        assert ran.code == 2, ran.stderr
+        assert ran.stderr.splitlines()[1:] == [f"  bot.database: {said}"]
+        assert "hemligt" not in ran.stdout + ran.stderr
+    assert not (ROOT / "mysql:").exists() and not (ROOT / "sqlite:").exists()
+
+
+def test_an_unreachable_postgresql_server_is_named_without_its_password(tmp_path: Path) -> None:
+    url = "postgresql://samverkan:hemligt@127.0.0.1:1/bot"  # nothing listens on port 1
+    ran = samverkan(write_config(tmp_path, url))
+    assert ran.code == 2, ran.stderr
+    assert "Traceback" not in ran.stdout + ran.stderr
+    (line,) = ran.stderr.splitlines()
+    assert line.startswith("samverkan: database postgresql://samverkan:***@127.0.0.1:1/bot: ")
+    assert "cannot be reached" in line
+    assert "hemligt" not in ran.stdout + ran.stderr

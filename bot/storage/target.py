@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import SecretStr
 
 URL_SCHEMES: Final = ("postgresql://", "postgres://")
+_ANY_URL: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _PASSWORD: Final = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
 
 
@@ -70,7 +71,16 @@ def parse_target(value: object) -> Path | DatabaseUrl:
     if isinstance(value, DatabaseUrl | Path):
         return value
     if isinstance(value, str):
-        return DatabaseUrl(value) if is_url(value) else Path(value)
+        if is_url(value):
+            return DatabaseUrl(value)
+        other = _ANY_URL.match(value)
+        if other is not None:
+            # Else taken for a file path: a SQLite file in a folder named `mysql:`.
+            # Only the scheme is named; the rest may hold a password.
+            scheme = other.group(1)
+            hint = " (for SQLite write the file's path)" if scheme.startswith("sqlite") else ""
+            raise ValueError(f"a {scheme}:// URL: a file path or a postgresql:// URL{hint}")
+        return Path(value)
     raise ValueError("a file path or a postgresql:// URL")
 
 
