@@ -263,6 +263,10 @@ async def test_a_sound_database_opens_and_memory_needs_no_file(tmp_path: Path) -
             "a mysql:// URL: a file path or a postgresql:// URL",
         ),
         (
+            "postgresql://samverkan:hemligt@db.example:54x32/bot",
+            "the URL's port must be a number from 1 to 65535",
+        ),
+        (
             "sqlite:///data/bot.db",
             "a sqlite:// URL: a file path or a postgresql:// URL (for SQLite write the file's"
             " path)",

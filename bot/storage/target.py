@@ -29,6 +29,10 @@ class DatabaseUrl:
         parts = urlsplit(url)
         if not parts.hostname and not parts.path.strip("/"):
             raise ValueError("a postgresql:// URL needs a host or a database name")
+        try:
+            parts.port  # noqa: B018 (parsed here, or the driver fails with a traceback)
+        except ValueError:
+            raise ValueError("the URL's port must be a number from 1 to 65535") from None
         self._secret = SecretStr(url)
 
     def dsn(self) -> str:
