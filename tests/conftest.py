@@ -11,6 +11,10 @@ import discord
 import pytest
 from discord.gateway import DiscordWebSocket
 
+# The log check is a plugin (below) that the fixtures' modules import first: marked
+# before they do, so that its asserts are rewritten like any test's.
+pytest.register_assert_rewrite("tests.log_watch")
+
 from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
 from bot.storage.engines import open_database
