@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import discord
+import pytest
 
 from bot.adapters.discord.errors import AuthBrake
 from bot.adapters.discord.webhooks import RECORD_TTL, Webhooks
@@ -20,6 +21,7 @@ from bot.storage.core_schema import core_migrations
 from bot.storage.database import Database
 from bot.storage.engines import open_database
 from bot.storage.state import AdapterState
+from bot.storage.write_behind import WriteBehind
 from tests.discord.botrun import Probe, Running, World, running_bot, settings_for
 from tests.discord.standin import StandIn
 
@@ -127,6 +129,34 @@ async def test_webhook_post_answered_but_not_recorded_is_not_doubled_after_a_res
     assert again == first
     assert len(s.recorded(EXECUTE)) == 1
     assert len([m for m in s.channel_messages(falun.id) if m.webhook_id]) == 1
+
+
+async def test_webhook_post_whose_records_behind_died_with_the_process_is_not_doubled(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The post's record, the channel's last post and the delivery's outcome are written
+    # behind, together: a process killed after Discord answered and before they reached
+    # the database (some milliseconds) leaves only the attempt's marker, written before
+    # the send. The next process finds the post after the marker instead of posting again.
+    s = world.standin
+    falun = world.channels[0]
+    room = RoomRef("discord", str(falun.id))
+    message = OutgoingMessage(text="bara en gång", attribution=Attribution("Bertil", "Mora"))
+    settings = settings_for(world, tmp_path)
+    with monkeypatch.context() as died:
+        # Nothing queued behind reaches the database in this run, not even at its stop.
+        died.setattr(WriteBehind, "add", lambda self, statements, done=None: None)
+        async with running_bot(settings) as run:
+            await run.app.delivery.send("bridge:kill", room, message)
+            await s.wait_for(lambda: len(s.recorded(EXECUTE)) == 1, what="the post")
+            await run.app.delivery.wait_idle(5)
+    async with running_bot(settings) as run:
+        assert await _sent(run, s, "bridge:kill") == "sent"
+        assert run.adapter.webhooks.recovered == 1
+    assert len(s.recorded(EXECUTE)) == 1
+    assert [m.data["content"] for m in s.channel_messages(falun.id) if m.webhook_id] == [
+        "bara en gång"
+    ]
 
 
 async def test_webhook_post_records_are_forgotten_after_their_time(tmp_path: Path) -> None:
