@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import discord
 import pytest
+from discord.gateway import KeepAliveHandler
 
 from bot.adapters.discord.identify import warn_date
 from bot.settings import RootSettings
@@ -50,6 +53,17 @@ def warnings_in(world: World) -> list[str]:
     falun = world.channels[0]
     texts = [str(m.data.get("content", "")) for m in world.standin.channel_messages(falun.id)]
     return [t for t in texts if WARN_SV in t]
+
+
+def heartbeats(client: discord.Client) -> list[KeepAliveHandler]:
+    """The client's gateway heartbeat threads still running."""
+    return [
+        t
+        for t in threading.enumerate()
+        if isinstance(t, KeepAliveHandler)
+        and t.is_alive()
+        and getattr(t.ws, "_connection", None) is client._connection
+    ]
 
 
 def identified(standin: StandIn, n: int) -> Callable[[], bool]:
@@ -106,6 +120,13 @@ async def test_past_the_limit_no_identify_is_sent_and_the_bot_goes_on(
         await asyncio.sleep(0.3)  # discord.py would have reconnected by now
         assert s.gateway.identifies == 2
         assert not run.adapter.connected()
+        # The socket whose IDENTIFY was refused is closed, its heartbeat thread ended
+        # (it heartbeated on, into the test's closed loop, at the end of the run).
+        client = run.adapter.client
+        assert client is not None
+        await s.wait_for(
+            lambda: not heartbeats(client), what="the refused socket's heartbeat to end"
+        )
         health = run.adapter.health()
         assert health["connected"] == "no" and LIMIT_LINE in health["problem"]
         # The rest of the bot is still running.

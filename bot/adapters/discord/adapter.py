@@ -243,6 +243,7 @@ class DiscordAdapter:
                 return
             except IdentifyLimitReached:
                 # Said by the hook; discord.py would otherwise reconnect by itself.
+                await client.close_unidentified()
                 await client.close()
                 return
             except discord.PrivilegedIntentsRequired:

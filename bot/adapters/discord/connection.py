@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
 
 import discord
 import yarl
-from discord.gateway import DiscordWebSocket
+from discord.gateway import DiscordWebSocket, KeepAliveHandler
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,21 @@ class GatewayClient(discord.Client):
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # Replaces discord.py's fixed 5 s sleep before every re-identify.
         await self._identify_hook(initial)
+
+    async def close_unidentified(self) -> None:
+        """Close the gateway socket whose IDENTIFY the hook refused. discord.py starts a
+        socket's heartbeat (a thread) at HELLO, before IDENTIFY, and keeps the socket
+        only once IDENTIFY is sent: refused, the socket is left open and unreferenced,
+        its thread heartbeating until the process ends."""
+        for thread in threading.enumerate():
+            ws = getattr(thread, "ws", None)
+            if (
+                isinstance(thread, KeepAliveHandler)
+                and ws is not None
+                and ws is not self.ws
+                and getattr(ws, "_connection", None) is self._connection
+            ):
+                await ws.close(code=1000)
 
     async def on_connect(self) -> None:
         # Dispatched by discord.py at READY only, a new session (not a resume): live
