@@ -254,7 +254,7 @@ class Dispatcher:
         # What the user wrote is quoted back cut short: a reply never echoes a flood.
         params = {
             k: shorten(v, ECHO_LIMIT if k in _ECHOED else _LIST_LIMIT) if isinstance(v, str) else v
-            for k, v in err.params.items()
+            for k, v in err.params_in(language).items()
         }
         params.setdefault("prefix", prefix)
         usage = params.pop("usage", None)

@@ -117,3 +117,52 @@ def test_name_clash_is_refused(registry: CommandRegistry) -> None:
     with pytest.raises(ValueError, match="taken"):
         registry.add([clash])
     assert registry.get(["help"]) is HELP
+
+
+def test_usage_names_each_flag_in_the_language_it_is_shown_in() -> None:
+    spec = CommandSpec(
+        ("update", "post"),
+        ("uppdatering", "ny"),
+        "updates.post",
+        (Param("text", sv_name="text", variadic=True),),
+        (Flag("at", Kind.TIME, sv_name="tid"), Flag("in", Kind.ASSOCIATIONS, sv_name="i"),
+         Flag("loud", sv_name="högt"), Flag("plain")),
+    )  # fmt: skip
+    assert spec.usage("!", "sv") == (
+        "!uppdatering ny <text...> [--tid …] [--i …] [--högt] [--plain]"
+    )  # a flag without a Swedish name keeps its own
+    assert spec.usage("!", "en") == "!update post <text...> [--at …] [--in …] [--loud] [--plain]"
+
+
+def test_a_flag_without_its_value_is_named_as_typed() -> None:
+    spec = CommandSpec(
+        ("update", "post"), ("uppdatering", "ny"), "updates.post",
+        (Param("text", variadic=True),), (Flag("at", Kind.TIME, sv_name="tid"),),
+    )  # fmt: skip
+    registry = CommandRegistry()
+    registry.add([spec])
+    for typed in ("tid", "at"):
+        with pytest.raises(UserError) as caught:
+            parse_command(f"uppdatering ny hej --{typed}", registry, CTX)
+        assert caught.value.key == "error.flag_needs_value"
+        assert caught.value.params["name"] == typed
+
+
+def test_errors_name_parameters_and_flags_in_the_readers_language() -> None:
+    spec = CommandSpec(
+        ("event", "add"), ("händelse", "ny"), "calendar.add",
+        (Param("title", sv_name="titel"), Param("start", Kind.TIME, sv_name="start")),
+        (Flag("length", Kind.DURATION, sv_name="längd"),),
+    )  # fmt: skip
+    registry = CommandRegistry()
+    registry.add([spec])
+    with pytest.raises(UserError) as missing:
+        parse_command("händelse ny", registry, CTX)
+    assert missing.value.params_in("sv")["name"] == "titel"
+    assert missing.value.params_in("en")["name"] == "title"
+    with pytest.raises(UserError) as bad:
+        parse_command('händelse ny Möte "2026-12-24 18:00" --längd evigt', registry, CTX)
+    assert bad.value.key == "error.bad_duration"
+    assert bad.value.params_in("sv")["name"] == "längd"
+    assert bad.value.params_in("en")["name"] == "length"
+    assert bad.value.params_in("sv")["value"] == "evigt"

@@ -62,6 +62,10 @@ class Param:
     minimum: Bound = None
     maximum: Bound = None
 
+    def label(self, language: str) -> str:
+        """Its name as a user of `language` sees it (usage, error messages)."""
+        return (self.sv_name or self.name) if language == "sv" else self.name
+
 
 # The id of a stored row (an event, a feed, a queued update): a positive database integer.
 ID_PARAM: Final = Param("id", Kind.INTEGER, minimum=1, maximum=LARGEST_INTEGER)
@@ -75,6 +79,14 @@ class Flag:
     choices: tuple[str, ...] = ()
     minimum: Bound = None
     maximum: Bound = None
+
+    def label(self, language: str) -> str:
+        """Its name as a user of `language` sees it (usage, error messages)."""
+        return (self.sv_name or self.name) if language == "sv" else self.name
+
+
+# A parameter or flag in an error: shown by its name in the reader's language.
+Named = str | Param | Flag
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +112,12 @@ class CommandSpec:
     def usage(self, prefix: str = "!", language: str = "sv") -> str:
         words = [prefix + (self.sv_name if language == "sv" else self.name)]
         for p in self.params:
-            label = (p.sv_name or p.name) if language == "sv" else p.name
+            label = p.label(language)
             label = f"{label}..." if p.variadic else label
             words.append(f"<{label}>" if p.required else f"[{label}]")
         for f in self.flags:
-            words.append(f"[--{f.name}]" if f.kind is Kind.BOOL else f"[--{f.name} …]")
+            flag = f.label(language)
+            words.append(f"[--{flag}]" if f.kind is Kind.BOOL else f"[--{flag} …]")
         return " ".join(words)
 
 
@@ -180,7 +193,7 @@ def convert(
     raw: object,
     ctx: ParseContext,
     *,
-    name: str,
+    name: Named,
     choices: tuple[str, ...] = (),
     minimum: Bound = None,
     maximum: Bound = None,
@@ -221,7 +234,7 @@ def convert(
                 raise ValueError(text)
             return numbers
         if kind is Kind.ASSOCIATIONS:
-            return parse_associations(text, ctx.associations)
+            return parse_associations(text, ctx.associations, name)
         if kind is Kind.CHOICE:
             if text.lower() not in choices:
                 raise UserError(
@@ -237,7 +250,7 @@ def convert(
     raise AssertionError(kind)
 
 
-def _in_range(value: Any, low: Any, high: Any, *, name: str, text: str) -> Any:
+def _in_range(value: Any, low: Any, high: Any, *, name: Named, text: str) -> Any:
     """`value` if `low <= value <= high`; otherwise a UserError naming the range. None
     stands for a value past every range."""
     if value is not None and low <= value <= high:
@@ -246,10 +259,10 @@ def _in_range(value: Any, low: Any, high: Any, *, name: str, text: str) -> Any:
     raise UserError("error.out_of_range", name=name, value=text, low=shown[0], high=shown[1])
 
 
-def parse_associations(text: str, known: frozenset[str]) -> tuple[str, ...]:
+def parse_associations(text: str, known: frozenset[str], name: Named = "in") -> tuple[str, ...]:
     ids = tuple(part.strip().lower() for part in text.split(",") if part.strip())
     if not ids:
-        raise UserError("error.bad_associations", name="in", value=text)
+        raise UserError("error.bad_associations", name=name, value=text)
     if ids in {("all",), ("alla",), ("*",)}:
         return ("*",)
     unknown = [i for i in ids if i not in known]
@@ -310,7 +323,7 @@ def bind_words(spec: CommandSpec, words: Sequence[str], ctx: ParseContext) -> di
                 i += 1
                 raw_flags[flag.name] = words[i]
             else:
-                raise UserError("error.flag_needs_value", name=flag.name, usage=spec)
+                raise UserError("error.flag_needs_value", name=name, usage=spec)  # as typed
         else:
             positional.append(word)
         i += 1
@@ -330,12 +343,12 @@ def bind_values(
         if param.variadic:
             values, rest = rest, []
             if param.required and not values:
-                raise UserError("error.missing_argument", name=param.name, usage=spec)
+                raise UserError("error.missing_argument", name=param, usage=spec)
             args[param.name] = tuple(_convert_param(param, v, ctx) for v in values)
         elif rest:
             args[param.name] = _convert_param(param, rest.pop(0), ctx)
         elif param.required:
-            raise UserError("error.missing_argument", name=param.name, usage=spec)
+            raise UserError("error.missing_argument", name=param, usage=spec)
         else:
             args[param.name] = None
     if rest:
@@ -346,7 +359,7 @@ def bind_values(
                 flag.kind,
                 raw_flags[flag.name],
                 ctx,
-                name=flag.name,
+                name=flag,
                 choices=flag.choices,
                 minimum=flag.minimum,
                 maximum=flag.maximum,
@@ -361,7 +374,7 @@ def _convert_param(param: Param, raw: object, ctx: ParseContext) -> Any:
         param.kind,
         raw,
         ctx,
-        name=param.name,
+        name=param,
         choices=param.choices,
         minimum=param.minimum,
         maximum=param.maximum,

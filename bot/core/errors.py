@@ -6,6 +6,8 @@ delivery and the framework decide about retries without knowing any platform.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 
 class SendError(Exception):
     """A post could not be made."""
@@ -30,6 +32,18 @@ class UserError(Exception):
         super().__init__(key)
         self.key = key
         self.params = params
+
+    def params_in(self, language: str) -> dict[str, object]:
+        """The arguments for a reader of `language`: a parameter or flag (anything with
+        a `label`) by its name in that language."""
+        return {
+            k: v.label(language) if isinstance(v, Labelled) else v for k, v in self.params.items()
+        }
+
+
+@runtime_checkable
+class Labelled(Protocol):
+    def label(self, language: str) -> str: ...
 
 
 class PlatformUnavailable(Exception):

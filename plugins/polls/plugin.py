@@ -192,7 +192,7 @@ class PollsPlugin(Plugin):
             await self.voting.tell(reply, self._error(err, reply.language))
 
     def _error(self, err: UserError, language: str) -> str:
-        return self.ctx.t(err.key, language, **err.params)
+        return self.ctx.t(err.key, language, **err.params_in(language))
 
     # -- commands -----------------------------------------------------------------------
 
