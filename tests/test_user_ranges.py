@@ -56,7 +56,7 @@ async def test_times_outside_the_calendar_of_people(calendar: CalendarBot) -> No
     for when in ("0001-01-01 00:00", "9999-12-31 23:59", "1969-12-31 23:59", "3000-01-01 00:00"):
         await calendar.say("falun", "anna", f'!händelse ny "Möte" "{when}"')
         reply = calendar.texts("falun")[-1]
-        assert reply.startswith(f"”{when}” går inte som time"), reply
+        assert reply.startswith(f"”{when}” går inte som tid"), reply
         assert f"mellan {EARLIEST} och {LATEST}" in reply
         await calendar.say("mora", "anna", f'!event add "Meeting" "{when}"')  # Mora reads English
         assert f"it must be between {EARLIEST} and {LATEST}" in calendar.texts("mora")[-1]
@@ -72,7 +72,7 @@ async def test_event_lengths_outside_their_range(calendar: CalendarBot) -> None:
             "falun", "anna", f'!händelse ny "Läger" "2026-12-20 14:00" --längd {length}'
         )
         reply = calendar.texts("falun")[-1]
-        assert f"”{length}” går inte som length: det ska vara mellan 1m och 366d" in reply
+        assert f"”{length}” går inte som längd: det ska vara mellan 1m och 366d" in reply
     assert [k for k in await calendar.pending() if ":manual:" in k] == []
     await calendar.say("falun", "anna", '!händelse ny "Läger" "2026-12-20 14:00" --längd 366d')
     assert calendar.texts("falun")[-1].startswith("Händelse ")
@@ -97,7 +97,7 @@ async def test_days_are_refused_not_changed(calendar: CalendarBot) -> None:
     for days in ("-1", "0", str(horizon + 1), str(LARGEST_INTEGER + 1)):
         await calendar.say("falun", "bo", f"!händelse lista --dagar {days}")
         reply = calendar.texts("falun")[-1]
-        assert reply.startswith(f"”{days}” går inte som days"), reply
+        assert reply.startswith(f"”{days}” går inte som dagar"), reply
     await calendar.say("mora", "bo", "!event list --days 0")
     assert "it must be between 1 and" in calendar.texts("mora")[-1]
     await calendar.say("falun", "bo", f"!händelse lista --dagar {horizon}")

@@ -50,6 +50,8 @@ _LONGEST = timedelta(days=366)
 _AGENDA_DAYS = 7
 _LIST_DAYS = 14
 _LIST_MAX = 30
+# `event list --days`: named in its errors too (the horizon check below).
+DAYS = Flag("days", Kind.INTEGER, sv_name="dagar", minimum=1)
 _REFRESH_GRACE = timedelta(days=3650)
 
 
@@ -284,7 +286,7 @@ class CalendarPlugin(Plugin):
         sv="händelse lista",
         help="calendar.help.list",
         flags=(
-            Flag("days", Kind.INTEGER, sv_name="dagar", minimum=1),
+            DAYS,
             Flag("who", sv_name="vilka"),
         ),
     )
@@ -297,7 +299,7 @@ class CalendarPlugin(Plugin):
         horizon = max(1, self.settings.horizon.days)
         days = call.args["days"]
         if days is not None and days > horizon:
-            raise UserError("error.out_of_range", name="days", value=str(days), low=1, high=horizon)
+            raise UserError("error.out_of_range", name=DAYS, value=str(days), low=1, high=horizon)
         days = days or min(_LIST_DAYS, horizon)
         now = self.ctx.clock.now()
         items = await self.store.between(now, now + timedelta(days=days))
