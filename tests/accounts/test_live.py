@@ -14,14 +14,14 @@ from typing import Any
 from bot.adapters.discord import DiscordAdapter
 from bot.adapters.matrix import MatrixAdapter
 from bot.app import App
-from bot.core.clock import Clock, FakeClock, SystemClock
+from bot.core.clock import FakeClock, SystemClock
 from bot.scheduling import ManualWaker
-from bot.storage.state import AdapterState
 from plugins.accounts import AccountsPlugin
 from plugins.calendar import CalendarPlugin
 from tests.accounts.support import START, code_in
-from tests.discord.botrun import FAST, World
+from tests.discord.botrun import World
 from tests.discord.standin.model import Json
+from tests.factories import discord_factory, matrix_factory
 from tests.matrix.synapse import Synapse
 from tests.matrix.users import MakeUser, User, from_bot
 from tests.support import settings_from
@@ -80,33 +80,17 @@ async def test_a_person_links_matrix_to_discord_and_answers_once(
     """
     plugins = [CalendarPlugin, AccountsPlugin]
     settings = settings_from(tmp_path, text, list(plugins))
-    matrix_settings, discord_settings = settings.matrix, settings.discord
-    assert matrix_settings is not None and discord_settings is not None
     matrices: list[MatrixAdapter] = []
     discords: list[DiscordAdapter] = []
-
-    # On the App's own database; the platforms' clock is the real one.
-    def matrix(state: AdapterState, clock: Clock) -> MatrixAdapter:
-        matrices.append(MatrixAdapter(matrix_settings, state, SystemClock(), "sv"))
-        return matrices[0]
-
-    def discord(state: AdapterState, clock: Clock) -> DiscordAdapter:
-        discords.append(
-            DiscordAdapter(
-                discord_settings,
-                state,
-                SystemClock(),
-                associations={a.id: a.name for a in settings.associations},
-                **FAST,
-            )
-        )
-        return discords[0]
-
     clock = FakeClock(START)
     app = App(
         settings,
         list(plugins),
-        adapter_factories={"matrix": matrix, "discord": discord},
+        # The platforms' clock is the real one.
+        adapter_factories={
+            "matrix": matrix_factory(settings, matrices, clock=SystemClock()),
+            "discord": discord_factory(settings, discords, clock=SystemClock()),
+        },
         clock=clock,
         waker=ManualWaker(),
         delivery_backoff=0.1,

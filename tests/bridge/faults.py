@@ -22,16 +22,13 @@ from pathlib import Path
 
 from bot.adapters.console import ConsoleAdapter
 from bot.adapters.discord import DiscordAdapter
-from bot.adapters.matrix import MatrixAdapter, create_adapter
+from bot.adapters.matrix import MatrixAdapter
 from bot.app import App
-from bot.core.clock import Clock
-from bot.core.platform import Adapter
 from bot.settings import RootSettings
-from bot.storage.state import AdapterState
 from plugins.bridge import BridgePlugin
-from tests.discord.botrun import FAST
 from tests.discord.standin import StandIn
 from tests.discord.standin.model import Channel
+from tests.factories import both_ready, discord_factory, matrix_factory
 from tests.matrix.botrun import PICKLE_KEY
 from tests.matrix.synapse import REPO, Account, Synapse
 from tests.matrix.users import User, from_bot
@@ -167,61 +164,34 @@ async def running_bridge(
 ) -> AsyncIterator[Running]:
     """The App with the bridge plugin and real adapters (Discord with short timings),
     until the block ends; the adapters' state lives in the App's database file."""
-    discord_settings = settings.discord
-    assert discord_settings is not None
-    built: dict[str, Adapter] = {}
+    matrix: list[MatrixAdapter] = []
+    discord: list[DiscordAdapter] = []
     console: ConsoleLog | None = ConsoleLog() if settings.console.enabled else None
-
-    # Built by the App on its own database, as `samverkan run` builds them.
-    def matrix(state: AdapterState, clock: Clock) -> Adapter:
-        built["matrix"] = create_adapter(settings, state, clock)
-        return built["matrix"]
-
-    def discord(state: AdapterState, clock: Clock) -> Adapter:
-        built["discord"] = DiscordAdapter(
-            discord_settings,
-            state,
-            clock,
-            associations={a.id: a.name for a in settings.associations},
-            **FAST,
-        )
-        return built["discord"]
-
-    def console_adapter(state: AdapterState, clock: Clock) -> Adapter:
-        return ConsoleAdapter(settings.bot.name, stdin=io.StringIO(), stdout=console)
-
     app = App(
         settings,
         [BridgePlugin],
-        adapter_factories={"matrix": matrix, "discord": discord, "console": console_adapter},
+        adapter_factories={
+            "matrix": matrix_factory(settings, matrix),
+            "discord": discord_factory(settings, discord),
+            "console": lambda state, clock: ConsoleAdapter(
+                settings.bot.name, stdin=io.StringIO(), stdout=console
+            ),
+        },
         delivery_backoff=delivery_backoff,
     )
     task = asyncio.create_task(app.run())
     try:
         deadline = time.monotonic() + 30
-        while not _ready(built):
+        while not both_ready(matrix, discord):
             if task.done():
                 task.result()
                 raise AssertionError("the bot stopped before it was ready")
             assert time.monotonic() < deadline, "the bot did not become ready"
             await asyncio.sleep(0.02)
-        matrix_adapter, discord_adapter = built["matrix"], built["discord"]
-        assert isinstance(matrix_adapter, MatrixAdapter)
-        assert isinstance(discord_adapter, DiscordAdapter)
-        yield Running(app, matrix_adapter, discord_adapter, console)
+        yield Running(app, matrix[0], discord[0], console)
     finally:
         app.request_stop()
         await asyncio.wait_for(task, 40)
-
-
-def _ready(built: dict[str, Adapter]) -> bool:
-    matrix, discord = built.get("matrix"), built.get("discord")
-    return (
-        isinstance(matrix, MatrixAdapter)
-        and matrix.ready_seconds is not None
-        and isinstance(discord, DiscordAdapter)
-        and discord._ready.is_set()
-    )
 
 
 # -- the bot as a process --------------------------------------------------------------

@@ -26,16 +26,15 @@ from bot.adapters.console import ConsoleAdapter
 from bot.adapters.discord import DiscordAdapter
 from bot.adapters.matrix import MatrixAdapter
 from bot.app import App
-from bot.core.clock import Clock
 from bot.plugin import Plugin
 from bot.settings import RootSettings
-from bot.storage.state import AdapterState
 from plugins.bridge import BridgePlugin
 from plugins.help import HelpPlugin
 from tests import log_watch
-from tests.discord.botrun import FAST, World
+from tests.discord.botrun import World
 from tests.discord.standin import StandIn
 from tests.discord.standin.model import Channel
+from tests.factories import discord_factory, matrix_factory
 from tests.matrix.synapse import Account, Synapse
 from tests.matrix.users import User
 from tests.support import serve_on_loopback, settings_from
@@ -320,40 +319,20 @@ async def running_app(
     """The whole App with the bridge on Matrix, Discord (short timings) and the console,
     until the block ends; adapter state lives in the App's database file."""
     settings = env.settings()
-    matrix_settings, discord_settings = settings.matrix, settings.discord
-    assert discord_settings is not None and matrix_settings is not None
     env.runs += 1
-    built: dict[str, Any] = {}
     console_io = ConsoleIO.open(env.output)
-
-    # Built by the App on its own database, as `samverkan run` builds them (one
-    # connection, the App's writes behind included); Discord with short timings.
-    def matrix(state: AdapterState, clock: Clock) -> MatrixAdapter:
-        adapter = MatrixAdapter(matrix_settings, state, clock, "sv")
-        built["matrix"] = adapter
-        return adapter
-
-    def discord(state: AdapterState, clock: Clock) -> DiscordAdapter:
-        adapter = DiscordAdapter(
-            discord_settings,
-            state,
-            clock,
-            associations={a.id: a.name for a in settings.associations},
-            **{**FAST, **discord_options},
-        )
-        built["discord"] = adapter
-        return adapter
-
-    def console(state: AdapterState, clock: Clock) -> ConsoleAdapter:
-        adapter = ConsoleAdapter(settings.bot.name, stdin=console_io.stdin, stdout=env.output)
-        built["console"] = adapter
-        return adapter
-
+    matrix: list[MatrixAdapter] = []
+    discord: list[DiscordAdapter] = []
+    console = ConsoleAdapter(settings.bot.name, stdin=console_io.stdin, stdout=env.output)
     ReadyFlag.ready = asyncio.Event()
     app = App(
         settings,
         list(plugins),
-        adapter_factories={"matrix": matrix, "discord": discord, "console": console},
+        adapter_factories={
+            "matrix": matrix_factory(settings, matrix),
+            "discord": discord_factory(settings, discord, **discord_options),
+            "console": lambda state, clock: console,
+        },
         delivery_backoff=0.1,
     )
     task = asyncio.create_task(app.run())
@@ -365,16 +344,7 @@ async def running_app(
             raise AssertionError("the app stopped before it was ready")
         if ready not in done:
             raise AssertionError("the app was not ready in time")
-        yield Live(
-            app,
-            built["matrix"],
-            built["discord"],
-            built["console"],
-            console_io,
-            task,
-            env.anna,
-            env.falun,
-        )
+        yield Live(app, matrix[0], discord[0], console, console_io, task, env.anna, env.falun)
     finally:
         ready.cancel()
         app.request_stop()

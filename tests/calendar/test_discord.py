@@ -9,13 +9,12 @@ from pathlib import Path
 
 from bot.adapters.discord import DiscordAdapter
 from bot.app import App
-from bot.core.clock import Clock, FakeClock, SystemClock
+from bot.core.clock import FakeClock, SystemClock
 from bot.scheduling import ManualWaker
-from bot.storage.state import AdapterState
 from plugins.calendar import CalendarPlugin
 from plugins.calendar.arming import RSVP_NO, RSVP_YES
 from tests.calendar.support import feed_toml, fixture_copy
-from tests.discord.botrun import FAST, World
+from tests.discord.botrun import World, discord_factory
 from tests.discord.botrun import config_text as discord_config
 from tests.support import settings_from
 
@@ -41,28 +40,13 @@ async def test_reminders_reach_discord_with_buttons_that_answer(
         + feed_toml(feed, ["falun"]),
         [CalendarPlugin],
     )
-    discord_settings = settings.discord
-    assert discord_settings is not None
     built: list[DiscordAdapter] = []
-
-    def discord(state: AdapterState, clock: Clock) -> DiscordAdapter:
-        # On the App's own database; the platform's clock is the real one.
-        built.append(
-            DiscordAdapter(
-                discord_settings,
-                state,
-                SystemClock(),
-                associations={a.id: a.name for a in settings.associations},
-                **FAST,
-            )
-        )
-        return built[0]
-
     clock = FakeClock(START)
     app = App(
         settings,
         [CalendarPlugin],
-        adapter_factories={"discord": discord},
+        # The platform's clock is the real one.
+        adapter_factories={"discord": discord_factory(settings, built, clock=SystemClock())},
         clock=clock,
         waker=ManualWaker(),
         delivery_backoff=0.1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -147,6 +147,33 @@ FAST: dict[str, Any] = {
 }
 
 
+def discord_factory(
+    settings: RootSettings,
+    built: list[DiscordAdapter],
+    *,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Callable[[AdapterState, Clock], DiscordAdapter]:
+    """The App's Discord adapter, built on its own database (one connection, as
+    `samverkan run` has) with short timings, kept in `built`. `clock`: the platform's
+    own, where the App runs on a test's fake one."""
+    discord_settings = settings.discord
+    assert discord_settings is not None
+
+    def build(state: AdapterState, app_clock: Clock) -> DiscordAdapter:
+        adapter = DiscordAdapter(
+            discord_settings,
+            state,
+            clock or app_clock,
+            associations={a.id: a.name for a in settings.associations},
+            **{**FAST, **options},
+        )
+        built.append(adapter)
+        return adapter
+
+    return build
+
+
 @contextlib.asynccontextmanager
 async def running_bot(
     settings: RootSettings,
@@ -158,25 +185,11 @@ async def running_bot(
 ) -> AsyncIterator[Running]:
     """The whole App with help, the probe and `plugins`, the Discord adapter built with
     short timings on the App's own database (one connection, as `samverkan run` has)."""
-    assert settings.discord is not None
-    discord_settings = settings.discord
     built: list[DiscordAdapter] = []
-
-    def build(state: AdapterState, clock: Clock) -> DiscordAdapter:
-        adapter = DiscordAdapter(
-            discord_settings,
-            state,
-            clock,
-            associations={a.id: a.name for a in settings.associations},
-            **{**FAST, **options},
-        )
-        built.append(adapter)
-        return adapter
-
     app = App(
         settings,
         [HelpPlugin, Probe, *plugins],
-        adapter_factories={"discord": build},
+        adapter_factories={"discord": discord_factory(settings, built, **options)},
         delivery_backoff=0.1,
         own_process=own_process,
     )

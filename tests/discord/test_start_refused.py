@@ -11,11 +11,9 @@ import pytest
 
 from bot.adapters.discord import DiscordAdapter
 from bot.app import App
-from bot.core.clock import Clock
 from bot.core.errors import StartRefused
-from bot.storage.state import AdapterState
 from plugins.help import HelpPlugin
-from tests.discord.botrun import FAST
+from tests.discord.botrun import discord_factory
 from tests.discord.standin import StandIn
 from tests.support import settings_from
 
@@ -36,12 +34,9 @@ async def test_a_refused_token_stops_the_bot(standin: StandIn, tmp_path: Path) -
     discord_settings = settings.discord
     assert discord_settings is not None
     built: list[DiscordAdapter] = []
-
-    def discord(state: AdapterState, clock: Clock) -> DiscordAdapter:
-        built.append(DiscordAdapter(discord_settings, state, clock, **FAST))
-        return built[0]
-
-    app = App(settings, [HelpPlugin], adapter_factories={"discord": discord})
+    app = App(
+        settings, [HelpPlugin], adapter_factories={"discord": discord_factory(settings, built)}
+    )
     with pytest.raises(StartRefused, match="Discord refused the bot token"):
         await asyncio.wait_for(app.run(), 30)
     assert discord_settings.token.get_secret_value() not in str(built[0].refused)

@@ -26,17 +26,16 @@ from bot.adapters.console import ConsoleAdapter
 from bot.adapters.discord import DiscordAdapter
 from bot.adapters.matrix import MatrixAdapter
 from bot.app import App
-from bot.core.clock import Clock, FakeClock
-from bot.core.platform import Adapter
+from bot.core.clock import FakeClock
 from bot.scheduling import ManualWaker
 from bot.settings import RootSettings
-from bot.storage.state import AdapterState
 from plugins.help import HelpPlugin
 from plugins.polls import PollsPlugin
 from tests.bridge.live import ConsoleIO, ConsoleOutput
-from tests.discord.botrun import FAST, World
+from tests.discord.botrun import World
 from tests.discord.standin import StandIn
 from tests.discord.standin.model import Channel, Message
+from tests.factories import both_ready, discord_factory, matrix_factory
 from tests.matrix.synapse import Account, Synapse
 from tests.matrix.users import MakeUser, User
 from tests.support import settings_from
@@ -313,61 +312,36 @@ async def running(env: PollWorld, clock: FakeClock) -> AsyncIterator[Live]:
     """The whole App (help and polls) on Matrix, Discord and the console, on `clock`;
     the scheduler wakes only when the test moves the clock."""
     settings = env.settings()
-    matrix_settings, discord_settings = settings.matrix, settings.discord
-    assert matrix_settings is not None and discord_settings is not None
-    built: dict[str, Adapter] = {}
     console_io = ConsoleIO.open(env.output)
-
-    # Built by the App on its own database, as `samverkan run` builds them.
-    def matrix(state: AdapterState, clock: Clock) -> Adapter:
-        built["matrix"] = MatrixAdapter(matrix_settings, state, clock, "sv")
-        return built["matrix"]
-
-    def discord(state: AdapterState, clock: Clock) -> Adapter:
-        built["discord"] = DiscordAdapter(
-            discord_settings,
-            state,
-            clock,
-            associations={a.id: a.name for a in settings.associations},
-            **FAST,
-        )
-        return built["discord"]
-
-    def console(state: AdapterState, clock: Clock) -> Adapter:
-        return ConsoleAdapter(settings.bot.name, stdin=console_io.stdin, stdout=env.output)
-
+    matrix: list[MatrixAdapter] = []
+    discord: list[DiscordAdapter] = []
     app = App(
         settings,
         [HelpPlugin, PollsPlugin],
-        adapter_factories={"matrix": matrix, "discord": discord, "console": console},
+        adapter_factories={
+            "matrix": matrix_factory(settings, matrix),
+            "discord": discord_factory(settings, discord),
+            "console": lambda state, clock: ConsoleAdapter(
+                settings.bot.name, stdin=console_io.stdin, stdout=env.output
+            ),
+        },
         clock=clock,
         waker=ManualWaker(),
         delivery_backoff=0.1,
     )
     task = asyncio.create_task(app.run())
     try:
-        await until(lambda: (task.done() and task.result()) or _ready(built), 60, "the bot")
+        await until(
+            lambda: (task.done() and task.result()) or both_ready(matrix, discord), 60, "the bot"
+        )
         assert not task.done(), "the app stopped before it was ready"
-        matrix_adapter, discord_adapter = built["matrix"], built["discord"]
-        assert isinstance(matrix_adapter, MatrixAdapter)
-        assert isinstance(discord_adapter, DiscordAdapter)
-        yield Live(app, clock, matrix_adapter, discord_adapter, console_io)
+        yield Live(app, clock, matrix[0], discord[0], console_io)
     finally:
         app.request_stop()
         try:
             await asyncio.wait_for(task, 40)
         finally:
             console_io.close()
-
-
-def _ready(built: dict[str, Adapter]) -> bool:
-    matrix, discord = built.get("matrix"), built.get("discord")
-    return (
-        isinstance(matrix, MatrixAdapter)
-        and matrix.ready_seconds is not None
-        and isinstance(discord, DiscordAdapter)
-        and discord._ready.is_set()
-    )
 
 
 def fake_now() -> FakeClock:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 from bot.adapters.discord import DiscordAdapter
 from bot.app import App
-from bot.core.clock import Clock, FakeClock, SystemClock
+from bot.core.clock import FakeClock, SystemClock
 from bot.scheduling import ManualWaker
-from bot.storage.state import AdapterState
 from plugins.updates import UpdatesPlugin
-from tests.discord.botrun import FAST, World
+from tests.discord.botrun import World, discord_factory
 from tests.discord.botrun import config_text as discord_config
 from tests.matrix.botrun import config_text, running_app
 from tests.matrix.synapse import Synapse
@@ -101,28 +100,12 @@ async def test_a_changed_entry_edits_its_copies_on_discord(world: World, tmp_pat
     feed.write_bytes(rss([OLD]))
     text = discord_config(world, tmp_path) + UPDATES + feed_toml(feed, ["*"], mode="instant")
     settings = settings_from(tmp_path, text, [UpdatesPlugin])
-    discord_settings = settings.discord
-    assert discord_settings is not None
     built: list[DiscordAdapter] = []
-
-    def discord(state: AdapterState, clock: Clock) -> DiscordAdapter:
-        # On the App's own database; the platform's clock is the real one, the
-        # scheduler's the test's.
-        built.append(
-            DiscordAdapter(
-                discord_settings,
-                state,
-                SystemClock(),
-                associations={a.id: a.name for a in settings.associations},
-                **FAST,
-            )
-        )
-        return built[0]
-
     app = App(
         settings,
         [UpdatesPlugin],
-        adapter_factories={"discord": discord},
+        # The platform's clock is the real one, the scheduler's the test's.
+        adapter_factories={"discord": discord_factory(settings, built, clock=SystemClock())},
         clock=FakeClock(START),
         waker=ManualWaker(),
         delivery_backoff=0.1,
