@@ -7,14 +7,13 @@ default) and imported here by name, so the framework's code never imports a feat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import importlib
 import logging
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from bot.audit import AuditLog
 from bot.commanding import Dispatcher
@@ -27,6 +26,7 @@ from bot.data_map import framework_namespaces
 from bot.delivery import Delivery
 from bot.fence import Fence
 from bot.fetching import Fetcher
+from bot.heartbeat import beat, heartbeat_path
 from bot.host import AppHost
 from bot.housekeeping import Housekeeping
 from bot.loading import BUILTIN_PLUGINS, import_plugin, plugin_settings_fields, read_settings
@@ -46,7 +46,6 @@ from bot.storage.engines import can_stand_by, lock_instance, open_database, wait
 from bot.storage.instance import InstanceLock, InstanceLockedError
 from bot.storage.migrations import refuse_newer
 from bot.storage.state import AdapterState
-from bot.storage.target import local_dir
 
 if TYPE_CHECKING:
     from bot.http_service import HttpService
@@ -65,13 +64,6 @@ __all__ = [
     "plugin_settings_fields",
     "read_settings",
 ]
-
-HEARTBEAT_EVERY: Final = 30.0
-
-
-def heartbeat_path(settings: RootSettings) -> Path:
-    """A file the running bot touches; `samverkan health` reads its age."""
-    return local_dir(settings.bot.database) / "heartbeat"
 
 
 _LOCALES = Path(__file__).parent / "locales"
@@ -303,7 +295,7 @@ class App:
         # Said once the health service answers, so that whoever sees the role can ask it.
         self.role = "standby"
         self.metrics.active.set(0)
-        self._beat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        self._beat = self._heartbeat()
         lock = await wait_instance(db, self._stop)
         if lock is not None:
             log.warning("standby: the active instance is gone; taking over")
@@ -383,8 +375,8 @@ class App:
             await self.start()
             if self.role == "stopped":
                 return  # stopped while standing by: nothing was started
-            beat = self._beat or asyncio.create_task(self._heartbeat(), name="heartbeat")
-            self._beat = beat
+            beating = self._beat or self._heartbeat()
+            self._beat = beating
             inputs = {
                 asyncio.create_task(self.starter.serve(n, a), name=f"adapter:{n}"): a
                 for n, a in self.adapters.items()
@@ -401,7 +393,7 @@ class App:
                 pending.discard(stop_wait)
             stop_wait.cancel()
             await stop_inputs({t: inputs[t] for t in pending}, self._hurry)
-            beat.cancel()
+            beating.cancel()
             # Finish what is in flight before leaving.
             if not await drained(self.delivery, self._hurry, drain_timeout):
                 log.warning("stopping with deliveries still pending; they resume on next start")
@@ -412,19 +404,10 @@ class App:
         if self.starter.fatal is not None:
             raise self.starter.fatal  # a platform refused the bot: `run` fails with it
 
-    async def _heartbeat(self) -> None:
-        path = heartbeat_path(self.settings)
-        # Beside a SQLite file the folder exists; for a database on a server it is data/,
-        # which nothing else may have made.
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            try:
-                # The role on a line of its own: `samverkan health` says which it is.
-                path.write_text(f"{self.clock.now().isoformat()}\n{self.role}\n", "utf-8")
-            except OSError:
-                log.warning("cannot write the heartbeat file %s", path, exc_info=True)
-            await asyncio.sleep(HEARTBEAT_EVERY)
+    def _heartbeat(self) -> asyncio.Task[None]:
+        return asyncio.create_task(
+            beat(heartbeat_path(self.settings), self.clock, lambda: self.role), name="heartbeat"
+        )
 
     async def stop(self) -> None:
         if self._watch is not None:
