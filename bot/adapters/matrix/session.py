@@ -20,6 +20,8 @@ from nio.store import DefaultStore
 from bot.core.errors import PlatformUnavailable, StartRefused
 from bot.settings import MatrixSettings
 
+from . import schemas
+
 log = logging.getLogger(__name__)
 
 CREDENTIALS_FILE = "credentials.json"
@@ -115,6 +117,7 @@ async def open_client(settings: MatrixSettings) -> tuple[AsyncClient, Credential
         # nio warns that each error answer "fails validation" as a success answer: noise
         # beside the one line we make of the error itself.
         quiet.setLevel(logging.ERROR)
+    schemas.install()  # nio's checks of each answer, compiled
     store = Path(settings.store_path)
     store.mkdir(parents=True, exist_ok=True, mode=0o700)  # noqa: ASYNC240 (once, at start)
     client = AsyncClient(
