@@ -128,6 +128,7 @@ class MatrixAdapter:
             self._on_invite,
             host.connection_restored,
             invited_counts=lambda room_id: self._direct is not None and room_id in self._direct,
+            last_post=lambda: self._out().last_post,
         )
         await self._join_configured(host.rooms(self.platform))
         await self._sync.prepare()

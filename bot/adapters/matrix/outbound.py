@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
+import time
 from collections.abc import Awaitable
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
@@ -63,6 +65,9 @@ class Outbound:
     ) -> None:
         self._client = client
         self._threads = threads
+        # When a post of ours last reached the homeserver (monotonic): the sync loop
+        # leaves the server to its readers for a moment after it (syncing.POST_LINGER).
+        self.last_post = -math.inf
         self._emoji = EmojiImages(state, lambda url: self.fetch(url, None), self._upload_image)
 
     def _check_room(self, room_id: str) -> Any:
@@ -86,6 +91,7 @@ class Outbound:
         )
         if not isinstance(answer, RoomSendResponse):
             raise convert_error(answer, f"send to {room_id}")
+        self.last_post = time.monotonic()
         return str(answer.event_id)
 
     async def send(self, room: RoomRef, message: OutgoingMessage, token: str) -> MessageRef:
@@ -160,6 +166,7 @@ class Outbound:
             self._client.room_redact(target.room.id, target.id, tx_id=_txn(token, 0)),
         )
         if isinstance(answer, RoomRedactResponse):
+            self.last_post = time.monotonic()
             return
         error = convert_error(answer, f"redact {target}")
         if answer.status_code == "M_FORBIDDEN":

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -37,6 +39,13 @@ LONG_POLL_MS: Final = 30_000
 BACKFILL_PAGE: Final = 100
 BACKFILL_MAX_PAGES: Final = 50
 SAVE_EVERY: Final = 50  # batches; an idle position is saved now and then all the same
+# How long after a post of ours the next long poll waits. The homeserver is then busy
+# waking the members who read the post, and a long poll arriving meanwhile has its first
+# look at the timeline (our own echo, filtered out: nothing to answer) served between
+# theirs: on one Synapse process with one SQLite connection that costs each reader 1-3
+# ms. Nothing is lost by waiting, the position is unchanged and the next sync brings
+# what came meanwhile, and what does come waits at most this long.
+POST_LINGER: Final = 0.02
 
 
 def sync_filter(own_user: str, timeline_limit: int = TIMELINE_LIMIT) -> dict[str, Any]:
@@ -78,8 +87,10 @@ class SyncLoop:
         on_invite: InviteHandler,
         on_recovered: Callable[[], None] = lambda: None,
         invited_counts: Callable[[str], bool] = lambda room_id: False,
+        last_post: Callable[[], float] = lambda: -math.inf,
     ) -> None:
         self._client = client
+        self._last_post = last_post  # monotonic time of our latest post
         # Rooms where what was sent while the bot was only invited is news (direct chats).
         self._invited_counts = invited_counts
         self._state = state
@@ -155,6 +166,11 @@ class SyncLoop:
                 answer = self._pending
                 self._pending = None
                 if answer is None:
+                    linger = self._last_post() + POST_LINGER - time.monotonic()
+                    if linger > 0 and not failures:
+                        await asyncio.wait({stop_wait}, timeout=linger)
+                        if stopped.is_set():
+                            return
                     # After a failure, a sync that returns at once: a long poll would
                     # hold back the news that the server is back until events come.
                     request = asyncio.ensure_future(
