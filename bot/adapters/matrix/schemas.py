@@ -40,8 +40,8 @@ _format_checks: dict[str, Callable[[str], bool]] = {}
 
 
 def _formats() -> dict[str, Callable[[str], bool]]:
-    """nio's own format checks (user ids, URLs), which raise ValueError to refuse; a
-    format nio has no check for (room_id) is not checked, as in jsonschema."""
+    """nio's own format checks (user ids, URLs), which refuse by raising; a format nio
+    has no check for (room_id) is not checked, as in jsonschema."""
     checkers = nio.schemas.Checker.checkers
     known = {name: _refusing(func, raises) for name, (func, raises) in checkers.items()}
     for schema in _schemas():
@@ -82,11 +82,8 @@ def _schemas() -> list[dict[str, Any]]:
 
 
 def compiled(schema: dict[str, Any]) -> Check | None:
-    """The compiled check of a schema of nio's, or None where nio's own stays."""
-    return _checks[id(schema)] if id(schema) in _checks else _check_for(schema)
-
-
-def _check_for(schema: dict[str, Any]) -> Check | None:
+    """The compiled check of a schema of nio's (compiled now if not yet), or None where
+    nio's own check stays."""
     key = id(schema)
     if key in _checks:
         return _checks[key]
@@ -131,7 +128,8 @@ def validate_json(instance: Any, schema: dict[str, Any]) -> None:
     """nio's `validate_json`, compiled: the same outcome, defaults filled in as nio's
     own validator does."""
     key = id(schema)
-    check = _checks[key] if key in _checks else _check_for(schema)
+    # The lookup inline: this runs for every answer and every event.
+    check = _checks[key] if key in _checks else compiled(schema)
     if check is None:
         nio_validate_json(instance, schema)
         return
